@@ -1,0 +1,3 @@
+"""llmstruct: grounded structuring of Chinese government reports."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,140 @@
+"""Rules that fill what the text states explicitly: units and roles, leaders, deadlines.
+
+Rules run before any model and are trusted only for what is written in a fixed form
+(``（责任领导：…；责任单位：…）``, ``（X牵头，Y等部门配合）``, table unit cells, ``单位：``
+block headers). Judgement (indicator kinds, status) is left to the model pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from llmstruct.normalize import NormText, clean_text
+from llmstruct.schema import Deadline, Named, Progress, TaskItem, Unit, UnitRole
+from llmstruct.segmenting import Range, RawItem
+from llmstruct.units import canonical_unit
+
+_KEY_ROLES: dict[str, UnitRole | None] = {
+    "责任领导": None,
+    "分管领导": None,
+    "牵头领导": None,
+    "第一责任单位": "lead",
+    "牵头单位": "lead",
+    "责任单位": "responsible",
+    "主责单位": "responsible",
+    "配合单位": "cooperating",
+    "协办单位": "cooperating",
+}
+_TAIL_ROLES: list[tuple[str, UnitRole]] = [
+    ("等部门配合", "cooperating"),
+    ("等单位配合", "cooperating"),
+    ("等配合", "cooperating"),
+    ("配合", "cooperating"),
+    ("牵头负责", "lead"),
+    ("牵头", "lead"),
+    ("负责", "responsible"),
+]
+_DEADLINE = re.compile(
+    r"(?:20\d{2}年(?:\d{1,2}月)?(?:底|末)?(?:前|以前)|\d{1,2}月(?:底|末)?(?:前|以前)|年内|年底前|年底|上半年|下半年|当年)"
+)
+
+
+def _pieces(nt: NormText, start: int, end: int, separators: str) -> Iterator[Range]:
+    """Ranges between separators, trimmed of white space."""
+    pos = start
+    for m in re.finditer(f"[{separators}]", nt.text[start:end]):
+        yield _strip(nt, pos, start + m.start())
+        pos = start + m.end()
+    yield _strip(nt, pos, end)
+
+
+def _strip(nt: NormText, a: int, b: int) -> Range:
+    while a < b and nt.text[a].isspace():
+        a += 1
+    while b > a and nt.text[b - 1].isspace():
+        b -= 1
+    return (a, b)
+
+
+def _name(nt: NormText, r: Range) -> str:
+    return re.sub(r"\s+", "", nt.text[r[0]:r[1]])
+
+
+def parse_unit_clause(nt: NormText, clause: Range) -> tuple[list[Named], list[Unit]]:
+    """Leaders and units from ``责任领导：A、B；责任单位：C`` or ``C牵头，D、E等部门配合``."""
+    leaders: list[Named] = []
+    units: list[Unit] = []
+    a, b = clause
+    body = nt.text[a:b]
+    if re.search(r"(责任领导|责任单位|配合单位|牵头单位|第一责任单位)\s*[：:]", body):
+        for part in _pieces(nt, a, b, "；;"):
+            key_m = re.match(r"\s*([^：:]{2,8})\s*[：:]", nt.text[part[0]:part[1]])
+            if not key_m or key_m.group(1) not in _KEY_ROLES:
+                continue
+            role = _KEY_ROLES[key_m.group(1)]
+            for r in _pieces(nt, part[0] + key_m.end(), part[1], "、，,"):
+                if r[1] <= r[0]:
+                    continue
+                if role is None:
+                    leaders.append(Named(name=_name(nt, r), span=nt.span(*r)))
+                else:
+                    units.append(_unit(nt, [r], role))
+        return leaders, units
+    for part in _pieces(nt, a, b, "，,；;"):
+        text = nt.text[part[0]:part[1]]
+        for tail, role in _TAIL_ROLES:
+            if text.endswith(tail):
+                for r in _pieces(nt, part[0], part[1] - len(tail), "、"):
+                    if r[1] > r[0]:
+                        units.append(_unit(nt, [r], role))
+                break
+    return leaders, units
+
+
+def _unit(nt: NormText, ranges: list[Range], role: UnitRole) -> Unit:
+    name = "".join(_name(nt, r) for r in ranges)
+    return Unit(name=name, canonical=canonical_unit(name), role=role, spans=[nt.span(*r) for r in ranges])
+
+
+def deadlines(nt: NormText, ranges: list[Range]) -> list[Deadline]:
+    """Deadline phrases written in the task text (年内, 6月底前, 2023年底前 ...)."""
+    out = []
+    for a, b in ranges:
+        for m in _DEADLINE.finditer(nt.text[a:b]):
+            span = nt.span(a + m.start(), a + m.end())
+            out.append(Deadline(text=m.group(0), span=span))
+    return out
+
+
+def build_item(nt: NormText, raw: RawItem, item_id: str) -> TaskItem:
+    """The rules-only record of one segmented item."""
+    leaders: list[Named] = []
+    units: list[Unit] = []
+    if raw.unit_clause:
+        leaders, units = parse_unit_clause(nt, raw.unit_clause)
+    for cell in raw.unit_cells:
+        units.append(_unit(nt, cell, "responsible"))
+    progress = []
+    known = {u.canonical for u in units}
+    for block in raw.progress:
+        reporter = None
+        if block.unit:
+            reporter = Named(name=_name(nt, block.unit), span=nt.span(*block.unit))
+            canon = canonical_unit(reporter.name)
+            if canon not in known:
+                units.append(_unit(nt, [block.unit], "reporting"))
+                known.add(canon)
+        progress.append(Progress(reporting_unit=reporter, text=nt.field(block.ranges)))
+    return TaskItem(
+        item_id=item_id,
+        seq_no=raw.seq_no,
+        section_path=[clean_text(p) for p in raw.section_path],
+        kind=raw.kind,  # type: ignore[arg-type]
+        heading=clean_text(raw.heading.lstrip("—-─ ")),
+        task=nt.field(raw.task),
+        leaders=leaders,
+        units=units,
+        progress=progress,
+        deadlines=deadlines(nt, raw.task),
+    )

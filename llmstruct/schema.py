@@ -1,0 +1,212 @@
+"""The contract: every record llmstruct writes is one of these pydantic models.
+
+Every value that comes from a document carries a :class:`Span` whose ``start``/``end`` are
+character offsets into the *original text* of the source (``formats.read_source(path).text``),
+so that ``original[start:end] == span.text`` always holds. Clean, normalised strings
+(line breaks of wrapped cells removed, Traditional mapped to Simplified, page numbers
+dropped) sit next to the spans for reading; the spans are the proof.
+
+Key order matters for constrained decoding: evidence comes before the values the model
+derives from it, so the model writes a value after it has quoted the text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1.0"
+
+
+class Strict(BaseModel):
+    """Base: unknown fields are an error, records are immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Span(Strict):
+    """A half-open character range ``[start, end)`` of the original text, with that text."""
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Span":
+        if self.end < self.start:
+            raise ValueError("span end before start")
+        if len(self.text) != self.end - self.start:
+            raise ValueError("span text length differs from end - start")
+        return self
+
+
+class TextField(Strict):
+    """A passage as clean text plus the original spans it was read from.
+
+    ``spans`` has several entries when a passage is interrupted in the source, e.g. a
+    PDF table cell whose continuation was printed after another column at a page break.
+    """
+
+    text: str
+    spans: list[Span] = Field(min_length=1)
+
+
+class Named(Strict):
+    """A name (leader, meeting, issuer ...) with the span it was read from."""
+
+    name: str
+    span: Span
+
+
+UnitRole = Literal["lead", "responsible", "cooperating", "reporting"]
+
+
+class Unit(Strict):
+    """An organisation named for a task, with its role.
+
+    ``lead``: 牵头 / 第一责任单位; ``responsible``: 责任单位 / 负责; ``cooperating``: 配合单位 /
+    …配合; ``reporting``: appears only as the author of a progress block. A name wrapped
+    in a table cell and interrupted by another column has several spans.
+    """
+
+    name: str
+    canonical: str
+    role: UnitRole
+    spans: list[Span] = Field(min_length=1)
+
+
+Qualifier = Literal["exact", "approx", "at_least", "at_most"]
+IndicatorKind = Literal["target", "actual", "forecast", "baseline"]
+Direction = Literal["up", "down", "flat"]
+Alignment = Literal["exact", "normalized", "fuzzy", "rule"]
+
+
+class Change(Strict):
+    """A change such as 增长7% (value 7, unit %, direction up)."""
+
+    value: float
+    unit: str = Field(max_length=12)
+    direction: Direction
+
+
+class Indicator(Strict):
+    """A figure stated in the text: a target, an actual, a forecast or a baseline."""
+
+    evidence: Span
+    name: str = Field(max_length=40)
+    value: float | None = None
+    value_text: str = Field(default="", max_length=40)
+    unit: str = Field(default="", max_length=12)
+    base_value: float | None = None
+    qualifier: Qualifier = "exact"
+    kind: IndicatorKind
+    change: Change | None = None
+    period: str = Field(default="", max_length=30)
+    alignment: Alignment = "exact"
+
+
+Status = Literal["completed", "in_progress", "behind", "not_started", "suspended", "planned", "unknown"]
+
+
+class Progress(Strict):
+    """One progress entry: the whole 进展情况 paragraph, or one unit's block in a table."""
+
+    reporting_unit: Named | None = None
+    text: TextField
+    status: Status | None = None
+    status_cue: Span | None = None
+    indicators: list[Indicator] = Field(default_factory=list)
+
+
+class Deadline(Strict):
+    """A time limit stated for a task (年内, 6月底前, 2023年底前 ...)."""
+
+    text: str
+    span: Span
+
+
+ItemKind = Literal["task", "target", "topic", "summary"]
+
+
+class TaskItem(Strict):
+    """One task (numbered) or topic paragraph (work reports), with everything said of it.
+
+    ``kind``: ``task`` a numbered task; ``target`` the main expected targets (主要预期目标);
+    ``topic`` a topic paragraph of a work report; ``summary`` a review paragraph with the
+    year's headline figures.
+    """
+
+    item_id: str
+    seq_no: int | None = None
+    section_path: list[str] = Field(default_factory=list)
+    kind: ItemKind
+    heading: str = ""
+    task: TextField
+    leaders: list[Named] = Field(default_factory=list)
+    units: list[Unit] = Field(default_factory=list)
+    targets: list[Indicator] = Field(default_factory=list)
+    progress: list[Progress] = Field(default_factory=list)
+    status: Status | None = None
+    deadlines: list[Deadline] = Field(default_factory=list)
+
+
+class Region(Strict):
+    """Administrative region of the issuing government, filled from a Shandong gazetteer."""
+
+    province: str | None = None
+    city: str | None = None
+    county: str | None = None
+    town: str | None = None
+
+
+DocType = Literal["progress_report", "task_list", "work_report", "other"]
+DateKind = Literal["issued", "signed", "meeting", "published"]
+
+
+class DateField(Strict):
+    """A date stated in the document, normalised to ISO ``YYYY-MM-DD``."""
+
+    kind: DateKind
+    value: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    span: Span
+
+
+class Provenance(Strict):
+    """How a record was made, so results can be compared across runs."""
+
+    method: Literal["rules", "rules+llm"]
+    llmstruct_version: str
+    prompt_version: str | None = None
+    model_id: str | None = None
+    backend: str | None = None
+    decoding: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class DocumentRecord(Strict):
+    """One report: its metadata and its items. One JSON file per record."""
+
+    schema_version: str = SCHEMA_VERSION
+    doc_id: str
+    source_file: str
+    source_sha256: str
+    report_index: int = Field(ge=1, description="1-based position of this report inside its file")
+    source_range: Span
+    doc_type: DocType
+    title: Named | None = None
+    issuing_body: Named | None = None
+    doc_number: Named | None = None
+    dates: list[DateField] = Field(default_factory=list)
+    meeting: Named | None = None
+    speaker: Named | None = None
+    speaker_title: str = ""
+    region: Region = Field(default_factory=Region)
+    period: str | None = Field(default=None, description="the year the report is about, e.g. 2021")
+    items: list[TaskItem] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    provenance: Provenance
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a DocumentRecord (what ``llmstruct schema`` prints)."""
+    return DocumentRecord.model_json_schema()
