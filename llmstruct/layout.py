@@ -59,8 +59,9 @@ def unflatten(nt: NormText) -> NormText:
 
     Only lines longer than 1,000 characters are touched: there a run of two or more spaces,
     a space after a sentence end, a space before a heading marker (一、 / （一）), and the
-    first space after a short heading become line breaks. Replacements are one to one, so
-    offsets stay exact.
+    first space after a short heading become line breaks, and a break is added before a part
+    heading glued to the previous sentence (``。2019年工作安排``). The index keeps every
+    clean character tied to its original position.
     """
     long_ranges = [(m.start(), m.end()) for m in re.finditer(r"[^\n]{%d,}" % _LONG_LINE, nt.text)]
     if not long_ranges:
@@ -72,7 +73,12 @@ def unflatten(nt: NormText) -> NormText:
     def breaks(m: re.Match[str]) -> str:
         return "\n" * len(m.group(0)) if in_long(m.start()) else m.group(0)
 
-    nt = nt.sub(rf"(?<=[。！？：；])[ ]+|[ ]{{2,}}|[ ]+(?={_HEADING_START})", breaks)
+    nt = nt.sub(rf"(?<=[。！？：；])[ ]+|[ ]{{2,}}|(?<![第 ])[ ]+(?={_HEADING_START})", breaks)
+
+    def part_break(m: re.Match[str]) -> str:
+        return "。\n" if in_long(m.start()) else m.group(0)
+
+    nt = nt.sub(r"。(?=\d{4}年(?:工作回顾|工作安排|重点工作安排))", part_break)
 
     def heading_break(m: re.Match[str]) -> str:
         return m.group(1) + "\n" if in_long(m.start()) else m.group(0)
@@ -87,6 +93,20 @@ class ReportSlice:
     start: int
     end: int
     title_line: Line | None
+
+    def moved_to(self, old: NormText, new: NormText) -> "ReportSlice":
+        """The same report in another clean view of the same original (after :func:`unflatten`)."""
+
+        def move(pos: int, is_end: bool) -> int:
+            if is_end:
+                return new.locate(old.index[pos - 1] + 1) if pos else 0
+            return new.locate(old.index[pos]) if pos < len(old.index) else len(new.text)
+
+        title = None
+        if self.title_line is not None:
+            t = self.title_line
+            title = Line(move(t.start, False), move(t.end, True), t.text, t.indented)
+        return ReportSlice(move(self.start, False), move(self.end, True), title)
 
 
 _COMPILATION_TITLE = re.compile(r"^(?:[•·●▪■◆\-*]\s*)?(?:【[^】]{1,20}】)?.{0,30}政府工作报告\s*$")

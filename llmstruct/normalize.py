@@ -8,6 +8,7 @@ numbers, pinyin annotations, markdown bold, mojibake, line breaks inside wrapped
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,6 +42,10 @@ class NormText:
         o_start = self.index[start]
         o_end = self.index[end - 1] + 1
         return Span(start=o_start, end=o_end, text=self.original[o_start:o_end])
+
+    def locate(self, original_pos: int) -> int:
+        """First clean position whose original offset is at or after ``original_pos``."""
+        return bisect.bisect_left(self.index, original_pos)
 
     def field(self, ranges: Iterable[tuple[int, int]], joiner: str = "") -> TextField:
         """A TextField from one or more clean ranges (several when a passage is interrupted)."""
@@ -173,7 +178,8 @@ def normalize(original: str) -> tuple[NormText, NormalizeReport]:
 
     Steps, each keeping the offset map: zero-width characters dropped; full-width digits,
     letters and odd spaces folded to ASCII; markdown bold markers, page-number lines
-    (``— 1—``), pinyin annotations (``現(xiàn)在``) and ``??`` mojibake dropped; ASCII
+    (``— 1—``) and pinyin annotations (``現(xiàn)在``) dropped; ``??`` mojibake shown as one
+    U+FFFD so readers see that something was lost; ASCII
     punctuation next to Chinese turned into its Chinese form; Traditional characters mapped
     to Simplified (only when the text is Traditional). Line breaks are kept: joining
     wrapped lines is a layout decision made by segmentation.
@@ -188,7 +194,7 @@ def normalize(original: str) -> tuple[NormText, NormalizeReport]:
     nt = nt.sub(_PINYIN, _is_pinyin)
     pinyin = before - len(nt.text)
     mojibake = len(_MOJIBAKE.findall(nt.text))
-    nt = nt.sub(_MOJIBAKE, "")
+    nt = nt.sub(_MOJIBAKE, "\ufffd")
     nt = nt.sub(rf"(?<={_CJK_OR_PUNCT})[,:;?!]|[,:;?!](?=[{CJK}“（])", _ascii_punct_to_cjk)
     nt = nt.sub(r"[(（]([^()（）\n]{0,200})[)）]", _cjk_parens)
     traditional = traditional_ratio(nt.text) > 0.02

@@ -33,8 +33,9 @@ class Structured:
 def structure_source(source: SourceText) -> Structured:
     """Rules-only structuring of one decoded source: split, segment, fill, validate."""
     nt, report = normalize(source.text)
-    slices = split_reports(nt)
-    nt = unflatten(nt)
+    flat = unflatten(nt)
+    slices = [sl.moved_to(nt, flat) for sl in split_reports(nt)]
+    nt = flat
     stem = Path(source.path).stem
     records = []
     warnings = list(source.warnings)

@@ -173,6 +173,8 @@ def _unitish(text: str) -> bool:
     """A unit cell line: an organisation name, or the first part of one that wraps."""
     if re.search(r"[，。；：、“”！？%\d]", text) or len(text) > 12:
         return False
+    if len(text) == _UNIT_WRAP_WIDTH:
+        return True
     return looks_like_unit(text) or len(text) >= _UNIT_WRAP_WIDTH - 1 and text[0] in "区县市镇各"
 
 
@@ -356,27 +358,31 @@ def segment_work_report(nt: NormText, start: int, end: int) -> list[RawItem]:
     for line in lines(nt, start, end):
         text, body_start = line.text, line.start
         m1, m2, pm = _L1.match(text), _L2.match(text), _PART.match(text)
-        if pm and len(text) <= 30:
+        if pm:
             part, l1, l2, l1_no, l2_no = pm.group(1), "", "", 0, 0
-            continue
-        heading = ""
+            rest = text[pm.end():]
+            if len(rest) < 20:
+                continue
+            body_start, text = line.end - len(rest), rest
+            m1 = m2 = None
+        heading, marked = "", False
         if m1 and cn_number(m1.group(1)) in (l1_no + 1, 1):
             l1_no, l2_no, l2 = cn_number(m1.group(1)) or 0, 0, ""
             l1, rest = _heading_and_rest(text)
             if not rest:
                 continue
             body_start, text = line.end - len(rest), rest
-        elif m2 and cn_number(m2.group(1)) in (l2_no + 1, 1):
+        elif m2:
             l2_no = cn_number(m2.group(1)) or 0
             if "。" not in text and len(text) <= 60:
                 l2 = text
                 continue
             l2 = ""
             first = m2.group(2).split("。", 1)[0]
-            heading = first if len(first) <= 40 else ""
+            heading, marked = (first if len(first) <= 40 else ""), True
             body_start, text = line.end - len(m2.group(2)), m2.group(2)
         path = [p for p in (part, l1, l2) if p]
-        item = _paragraph_item(body_start, line.end, text, path, heading)
+        item = _paragraph_item(body_start, line.end, text, path, heading, marked)
         if item:
             items.append(item)
     return items
@@ -392,12 +398,16 @@ def _heading_and_rest(text: str) -> tuple[str, str]:
     return text, ""
 
 
-def _paragraph_item(start: int, end: int, text: str, path: list[str], heading: str) -> RawItem | None:
+def _paragraph_item(start: int, end: int, text: str, path: list[str], heading: str,
+                    marked: bool = False) -> RawItem | None:
+    """Classify one paragraph; ``marked`` paragraphs opened with （一）… are always topics."""
     lead = len(text) - len(text.lstrip("—-─ "))
-    first, dot, _ = text[lead:].partition("。")
+    body = text[lead:]
+    stop = re.search("[。\ufffd]", body)
+    first, dot = (body[: stop.start()], stop.group(0)) if stop else (body, "")
     if "主要预期目标" in text or "主要经济社会发展预期目标" in text:
         return RawItem(None, "target", path, [(start, end)], heading=heading)
-    if heading:
+    if heading or marked:
         return RawItem(None, "topic", path, [(start, end)], heading=heading)
     if dot and 2 <= len(first) <= _TOPIC_MAX and not re.search(r"\d{3,}", first):
         return RawItem(None, "topic", path, [(start, end)], heading=first)

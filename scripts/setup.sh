@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything llmstruct needs on a fresh machine (offline at run time).
+# Order matters: torch==2.13.0 (CPU wheel on local disk) before anything that depends on
+# torch, otherwise pip pulls a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${LLMSTRUCT_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+
+python -m pip install -q --upgrade pip
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[llm,store,app,dev]"
+python -m pip check >/dev/null || { python -m pip check; exit 1; }
+echo "setup: ok ($(python --version), venv $VENV)"

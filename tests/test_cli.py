@@ -1,0 +1,70 @@
+"""The CLI on real inputs: a batch with bad files goes on, reports them, leaves no partial output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from llmstruct.cli import app
+from llmstruct.schema import DocumentRecord
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+runner = CliRunner()
+
+
+def test_structure_rules_only_all_seeds(tmp_path):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["structure", str(SEEDS), "--out", str(out), "--rules-only"])
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 14
+    for f in out.iterdir():
+        DocumentRecord.model_validate(json.loads(f.read_text(encoding="utf-8")))
+
+
+def test_mixed_folder_reports_each_bad_file_and_writes_the_good(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(SEEDS / "001_0bd5adcbd4f51cd8.txt", src / "good.txt")
+    (src / "empty.txt").write_bytes(b"")
+    (src / "binary.txt").write_bytes(bytes(range(256)) * 40)
+    (src / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
+    (src / "latin.txt").write_bytes("r\xe9sum\xe9 \xff\xfe\x80\x81 text".encode("latin-1"))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "llmstruct.cli", "structure", str(src), "--out", str(out),
+                           "--rules-only"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 4, proc.stderr
+    for name in ("empty.txt", "binary.txt", "broken.pdf", "latin.txt"):
+        assert sum(name in ln for ln in errors) == 1, (name, errors)
+    assert [p.name for p in out.iterdir()] == ["good.json"]
+
+
+def test_all_bad_exits_2_and_writes_nothing(tmp_path):
+    bad = tmp_path / "empty.md"
+    bad.write_bytes(b"   \n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["structure", str(bad), "--out", str(out), "--rules-only"])
+    assert result.exit_code == 2
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_schema_command_prints_json_schema():
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "DocumentRecord"
+    assert schema["additionalProperties"] is False
+
+
+def test_bench_prints_rules_numbers():
+    result = runner.invoke(app, ["bench", "--repeat", "1"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["items"] == 468 and data["structure_seconds_median"] > 0
