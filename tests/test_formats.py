@@ -1,0 +1,362 @@
+"""File-format layer: every fixture is generated here, so the tests say exactly which bytes are read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from llmstruct.config import get_settings
+from llmstruct.errors import IngestError
+from llmstruct.formats import SUPPORTED_SUFFIXES, SourceText, read_source
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+SENTENCE = "县发展和改革局：地区生产总值增长7%左右。"
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def expect_error(path: Path, *keywords: str, **kwargs: object) -> IngestError:
+    with pytest.raises(IngestError) as info:
+        read_source(path, **kwargs)  # type: ignore[arg-type]
+    err = info.value
+    message = str(err)
+    assert str(path) in message
+    assert err.path == str(path)
+    assert "\n" not in err.reason
+    for word in keywords:
+        assert word.lower() in message.lower(), (word, message)
+    return err
+
+
+# --------------------------------------------------------------------------- text
+
+
+def test_utf8(tmp_path: Path) -> None:
+    data = f"{SENTENCE}\nPinyin: Zhèngfǔ gōngzuò bàogào\u00a0??\n".encode()
+    path = write(tmp_path, "a.txt", data)
+    src = read_source(path)
+    assert isinstance(src, SourceText)
+    assert src.text == data.decode("utf-8")
+    assert (src.encoding, src.format, src.warnings) == ("utf-8", "txt", ())
+    assert src.sha256 == hashlib.sha256(data).hexdigest()
+    assert src.path == str(path)
+
+
+def test_str_path_and_markdown(tmp_path: Path) -> None:
+    data = f"# 标题\n\n- {SENTENCE}\n".encode()
+    path = write(tmp_path, "a.markdown", data)
+    src = read_source(str(path))
+    assert src.path == str(path)
+    assert (src.text, src.format) == (data.decode(), "md")
+
+
+def test_utf8_bom_is_stripped(tmp_path: Path) -> None:
+    path = write(tmp_path, "bom.txt", b"\xef\xbb\xbf" + SENTENCE.encode())
+    src = read_source(path)
+    assert (src.text, src.encoding) == (SENTENCE, "utf-8-sig")
+
+
+def test_gbk(tmp_path: Path) -> None:
+    path = write(tmp_path, "gbk.txt", SENTENCE.encode("gbk"))
+    src = read_source(path)
+    assert (src.text, src.encoding) == (SENTENCE, "gb18030")
+
+
+def test_gbk_traditional_chinese(tmp_path: Path) -> None:
+    text = "2023年臨沂市郯城縣政府工作報告\n各位代表：現在，我代表縣人民政府，向大會作工作報告，請予審議。\n"
+    path = write(tmp_path, "trad.txt", text.encode("gbk"))
+    assert read_source(path).text == text
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_with_bom(tmp_path: Path, codec: str) -> None:
+    bom = b"\xff\xfe" if codec.endswith("le") else b"\xfe\xff"
+    path = write(tmp_path, "u16.txt", bom + f"{SENTENCE}\n第二行".encode(codec))
+    src = read_source(path)
+    assert src.text == f"{SENTENCE}\n第二行"
+    assert src.encoding == "utf-16"
+
+
+def test_line_endings_normalised(tmp_path: Path) -> None:
+    path = write(tmp_path, "crlf.txt", f"第一行\r\n第二行\r第三行\n".encode())
+    src = read_source(path)
+    assert src.text == "第一行\n第二行\n第三行\n"
+    assert len(src.warnings) == 1 and "line endings" in src.warnings[0]
+
+
+def test_text_kept_as_written(tmp_path: Path) -> None:
+    text = "  ??县政府??  \u3000一、总体要求（2023）\u00a0\tGDP增长6%\n\n\n\nend  "
+    path = write(tmp_path, "keep.txt", text.encode())
+    assert read_source(path).text == text
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in SEEDS.glob("*.txt")))
+def test_seed_round_trip(name: str) -> None:
+    raw = (SEEDS / name).read_bytes()
+    src = read_source(SEEDS / name)
+    assert src.text == raw.decode("utf-8")
+    assert (src.encoding, src.warnings) == ("utf-8", ())
+
+
+def test_five_seeds_present() -> None:
+    assert len(list(SEEDS.glob("*.txt"))) == 5
+
+
+# --------------------------------------------------------------------------- html
+
+GBK_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="gbk"><title>某县人民政府门户网站</title>
+<style>.x { color: red }</style>
+<script>var menu = "脚本内容";</script></head>
+<body>
+<div id="nav"><a href="/">首页</a> <a href="/zw">政务公开</a></div>
+<div class="breadcrumb">当前位置：首页 &gt; 政务公开 &gt; 通知公告</div>
+<header><img src="logo.png">网站头部标志</header>
+<div class="main-wrap">
+<article>
+<h1>关于2023年重点工作任务进展情况的通报</h1>
+<p>县发展和改革局：地区生产总值增长7%左右。</p>
+<p>第二段<br>换行后的内容</p>
+<table>
+<tr><th>序号</th><th>任务</th></tr>
+<tr><td>1</td><td><p>稳定经济增长</p></td></tr>
+</table>
+</article>
+<aside>相关链接</aside>
+</div>
+<div class="bdsharebuttonbox">分享到：微信 微博</div>
+<div id="comments">网友评论内容</div>
+<footer>版权所有：某县人民政府 ICP备案号</footer>
+<script>document.write("统计代码");</script>
+</body></html>
+"""
+
+
+def test_gbk_html(tmp_path: Path) -> None:
+    path = write(tmp_path, "page.html", GBK_PAGE.encode("gbk"))
+    src = read_source(path)
+    assert (src.format, src.encoding) == ("html", "gb18030")
+    lines = src.text.split("\n")
+    assert "关于2023年重点工作任务进展情况的通报" in lines
+    assert SENTENCE in lines
+    assert "第二段" in lines and "换行后的内容" in lines
+    assert "序号\t任务" in lines and "1\t稳定经济增长" in lines
+    assert "\n\n" + SENTENCE + "\n\n" in src.text
+    for chrome in ["首页", "政务公开", "当前位置", "网站头部标志", "脚本内容", "统计代码", "color",
+                   "分享到", "网友评论", "版权所有", "相关链接", "门户网站", "<", ">"]:  # fmt: skip
+        assert chrome not in src.text, chrome
+
+
+def test_html_without_article_uses_body(tmp_path: Path) -> None:
+    page = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=gb2312"></head><body>'
+        '<div class="top-nav">导航栏</div><div class="content"><p>一、主要指标</p>\n<p>地区生产总值\n增长6%</p>'
+        '<table><tr><td>唯一单元格</td></tr></table></div><div class="foot">主办单位：某县政府</div></body></html>'
+    )
+    src = read_source(write(tmp_path, "p.htm", page.encode("gb2312")))
+    assert src.text == "一、主要指标\n\n地区生产总值增长6%\n\n唯一单元格"
+
+
+def test_html_utf8_despite_declared_gbk(tmp_path: Path) -> None:
+    page = f'<html><head><meta charset="gb2312"></head><body><p>{SENTENCE}</p></body></html>'
+    src = read_source(write(tmp_path, "u.html", page.encode("utf-8")))
+    assert src.text == SENTENCE
+    assert src.encoding == "utf-8"
+    assert any("declared charset" in w for w in src.warnings)
+
+
+def test_html_with_only_chrome_is_rejected(tmp_path: Path) -> None:
+    page = "<html><body><nav>首页</nav><script>x()</script></body></html>"
+    expect_error(write(tmp_path, "chrome.html", page.encode()), "no readable text")
+
+
+# --------------------------------------------------------------------------- docx
+
+
+def make_docx(path: Path) -> Path:
+    docx = pytest.importorskip("docx")
+    document = docx.Document()
+    document.add_paragraph(SENTENCE)
+    table = document.add_table(rows=2, cols=2)
+    for r, row in enumerate([["序号", "任务"], ["1", "稳定经济增长"]]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    document.add_paragraph("")
+    document.add_paragraph("最后一段\t带制表符")
+    document.save(str(path))
+    return path
+
+
+def test_docx(tmp_path: Path) -> None:
+    src = read_source(make_docx(tmp_path / "report.docx"))
+    assert (src.format, src.encoding) == ("docx", "docx")
+    assert src.text == f"{SENTENCE}\n\n序号\t任务\n1\t稳定经济增长\n\n最后一段\t带制表符"
+
+
+def test_corrupt_docx(tmp_path: Path) -> None:
+    expect_error(write(tmp_path, "bad.docx", os.urandom(2048)), "corrupt docx")
+
+
+def test_truncated_docx(tmp_path: Path) -> None:
+    raw = make_docx(tmp_path / "whole.docx").read_bytes()
+    expect_error(write(tmp_path, "half.docx", raw[: len(raw) // 2]), "corrupt docx")
+
+
+def test_legacy_doc_renamed(tmp_path: Path) -> None:
+    expect_error(write(tmp_path, "old.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 512), "legacy", ".doc")
+
+
+# --------------------------------------------------------------------------- pdf
+
+
+def make_pdf(path: Path, pages: list[str | None]) -> Path:
+    """A PDF with one page per entry; None draws only a rectangle (no text layer)."""
+    pytest.importorskip("reportlab")
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    pdf = canvas.Canvas(str(path))
+    for text in pages:
+        if text is None:
+            pdf.rect(72, 600, 200, 100, fill=1)
+        else:
+            pdf.setFont("STSong-Light", 12)
+            pdf.drawString(72, 720, text)
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+def test_pdf_chinese_text_layer(tmp_path: Path) -> None:
+    src = read_source(make_pdf(tmp_path / "r.pdf", [SENTENCE, "第二页：一般公共预算收入增长5%。"]))
+    assert (src.format, src.encoding) == ("pdf", "pdf")
+    assert src.text == f"{SENTENCE}\n\n第二页：一般公共预算收入增长5%。"
+    assert src.warnings == ()
+
+
+def test_pdf_with_a_scanned_page_warns(tmp_path: Path) -> None:
+    src = read_source(make_pdf(tmp_path / "mixed.pdf", [SENTENCE, None, "第三页"]))
+    assert src.text == f"{SENTENCE}\n\n第三页"
+    assert any("text layer" in w and w.endswith(": 2") for w in src.warnings)
+
+
+def test_scanned_pdf(tmp_path: Path) -> None:
+    expect_error(make_pdf(tmp_path / "scan.pdf", [None, None]), "scanned", "OCR")
+
+
+def test_truncated_pdf(tmp_path: Path) -> None:
+    raw = make_pdf(tmp_path / "whole.pdf", [SENTENCE]).read_bytes()
+    expect_error(write(tmp_path, "half.pdf", raw[: len(raw) // 2]), "truncated")
+
+
+def test_corrupt_pdf(tmp_path: Path) -> None:
+    expect_error(write(tmp_path, "junk.pdf", b"%PDF-1.4\n" + os.urandom(4096) + b"\n%%EOF\n"), "corrupt PDF")
+
+
+def test_not_a_pdf(tmp_path: Path) -> None:
+    expect_error(write(tmp_path, "fake.pdf", SENTENCE.encode() + b"\n%%EOF"), "PDF header")
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    expect_error(tmp_path / "nope.txt", "not found")
+
+
+def test_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "dir.txt"
+    folder.mkdir()
+    expect_error(folder, "directory")
+
+
+def test_unsupported_suffix(tmp_path: Path) -> None:
+    expect_error(write(tmp_path, "sheet.xlsx", b"PK\x03\x04"), "unsupported", ".xlsx")
+
+
+def test_supported_suffixes() -> None:
+    assert SUPPORTED_SUFFIXES == {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
+
+
+def test_uppercase_suffix(tmp_path: Path) -> None:
+    assert read_source(write(tmp_path, "A.TXT", SENTENCE.encode())).text == SENTENCE
+
+
+@pytest.mark.parametrize("data", [b"", b" \n\t\r\n  ", "\u3000\u00a0\n".encode()])
+def test_empty(tmp_path: Path, data: bytes) -> None:
+    expect_error(write(tmp_path, "empty.txt", data), "empty")
+
+
+def test_binary_with_nul(tmp_path: Path) -> None:
+    data = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+    expect_error(write(tmp_path, "image.txt", data), "binary")
+
+
+def test_binary_control_chars_without_nul(tmp_path: Path) -> None:
+    data = bytes(b for b in range(1, 32) if b not in (9, 10, 13)) * 40 + b"abc"
+    expect_error(write(tmp_path, "ctrl.md", data), "binary")
+
+
+def test_undecodable(tmp_path: Path) -> None:
+    data = "报告".encode()[:-1] + b" \xff\xfe\x80 end"
+    err = expect_error(write(tmp_path, "bad.txt", data), "decode")
+    assert "UTF-8" in err.reason and "GB18030" in err.reason
+
+
+def test_latin1_is_not_mistaken_for_gbk(tmp_path: Path) -> None:
+    data = ("Der Bürgermeister äußerte sich über die Straßenbahn. " * 5).encode("latin-1")
+    data.decode("gb18030")  # decodes "cleanly" into nonsense ideographs
+    expect_error(write(tmp_path, "latin.txt", data), "decode")
+
+
+def test_over_limit_argument(tmp_path: Path) -> None:
+    path = write(tmp_path, "big.txt", SENTENCE.encode() * 200)
+    expect_error(path, "too large", "0.001 MB", "LLMSTRUCT_MAX_FILE_MB", max_mb=0.001)
+
+
+@pytest.fixture
+def limit_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Set LLMSTRUCT_MAX_FILE_MB for one test; settings are cached, so clear them around it."""
+
+    def set_limit(value: str) -> None:
+        monkeypatch.setenv("LLMSTRUCT_MAX_FILE_MB", value)
+        get_settings.cache_clear()
+
+    yield set_limit
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_over_default_limit_sparse(tmp_path: Path, limit_env: Callable[[str], None]) -> None:
+    """The size comes from stat: a sparse 51 MB file is refused without being read."""
+    limit_env("50")
+    path = tmp_path / "huge.txt"
+    with path.open("wb") as fh:
+        fh.truncate(51 * 1024 * 1024)
+    expect_error(path, "too large", "51.0 MB", "50 MB", "LLMSTRUCT_MAX_FILE_MB")
+
+
+def test_limit_from_env(tmp_path: Path, limit_env: Callable[[str], None]) -> None:
+    limit_env("0.0001")
+    expect_error(write(tmp_path, "env.txt", SENTENCE.encode() * 20), "too large", "0.0001 MB")
+
+
+def test_under_limit_argument(tmp_path: Path) -> None:
+    assert read_source(write(tmp_path, "ok.txt", SENTENCE.encode()), max_mb=1).text == SENTENCE
+
+
+def test_errors_never_leak_library_types(tmp_path: Path) -> None:
+    for name, data in [("a.pdf", b"%PDF-1.7\n%%EOF"), ("b.docx", b"PK\x03\x04junk"), ("c.html", b"\x00\x01")]:
+        with pytest.raises(IngestError):
+            read_source(write(tmp_path, name, data))
+
