@@ -1,0 +1,1 @@
+"""Offline evaluation: hand-labelled gold data and the tools that keep it honest."""
