@@ -77,7 +77,7 @@ def read_source(path: str | Path, max_mb: float | None = None) -> SourceText:
         raise IngestError(shown, "out of memory while reading the file") from None
     except RecursionError:
         raise IngestError(shown, "document structure is nested too deeply to read") from None
-    except Exception as exc:  # noqa: BLE001 - the contract: no bare library exception escapes
+    except Exception as exc:  # the contract: no bare library exception escapes
         raise IngestError(shown, f"unexpected error while reading: {_describe(exc)}") from None
 
 
@@ -133,10 +133,7 @@ def _read(p: Path, shown: str, max_mb: float | None) -> SourceText:
 
 
 def _too_large(size: int, limit_mb: float) -> str:
-    return (
-        f"file too large: {_fmt_mb(size / _MB)} MB exceeds the limit of {limit_mb:g} MB "
-        f"(raise it with {_LIMIT_ENV})"
-    )
+    return f"file too large: {_fmt_mb(size / _MB)} MB exceeds the limit of {limit_mb:g} MB (raise it with {_LIMIT_ENV})"
 
 
 def _fmt_mb(value: float) -> str:
@@ -278,8 +275,7 @@ def _guess_encoding(raw: bytes) -> str | None:
 
 def _undecodable_reason(raw: bytes, utf8_error: UnicodeDecodeError) -> str:
     reason = (
-        f"cannot decode text: not valid UTF-8 (bad byte at offset {utf8_error.start}) "
-        "and not Chinese GB18030/GBK text"
+        f"cannot decode text: not valid UTF-8 (bad byte at offset {utf8_error.start}) and not Chinese GB18030/GBK text"
     )
     guess = _guess_encoding(raw)
     if guess and guess not in _GB_FAMILY and guess not in ("utf_8", "utf-8"):
@@ -315,17 +311,24 @@ _DROP_TAGS = [
     "embed", "svg", "canvas", "button", "select", "input", "textarea", "menu", "dialog",
 ]  # fmt: skip
 _DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar"}
-# id/class tokens that mark site chrome; matched against each token split on non-alphanumerics.
+# id/class words that mark site chrome wherever they appear in a name ("main-nav", "bdsharebuttonbox").
 _CHROME_TOKEN = re.compile(
-    r"""
-    \w*(?:breadcrumbs?|crumbs?|copyright|banquan|sidebar|share\w*|comments?|footer|navbar|navigation|menu)\w*
-    | nav\w* | \w+nav
-    | foot | bottom | position | location | dqwz | weizhi | toolbar | topbar | sitemap | skip
-    """,
-    re.X | re.I,
+    r"\w*(?:breadcrumb|crumb|copyright|banquan|sidebar|share|comment|footer|navbar|navigation|menu|dqwz)\w*"
+    r"|nav\w*|\w+nav",
+    re.I,
+)
+# Generic words ("bottom", "position") mark chrome only as a whole class or id, since utility
+# classes such as "border-bottom" or "position-relative" sit on content too.
+_CHROME_NAME = re.compile(
+    r"(?:foot|bottom|position|location|weizhi|toolbar|topbar|sitemap|skip|share|tools?)"
+    r"(?:[-_]?(?:box|wrap|wrapper|bar|con|nav|links?|\d+))?",
+    re.I,
 )
 # Short blocks starting with / containing these are breadcrumbs, share bars or footers.
-_CHROME_TEXT = re.compile(r"^\s*(?:当前位置|您的位置|您现在的位置|你的位置|当前的位置)|版权所有|Copyright\s*(?:©|\(c\)|&copy;)|打印本页|关闭窗口|分享到")
+_CHROME_TEXT = re.compile(
+    r"^\s*(?:当前位置|您的位置|您现在的位置|你的位置|当前的位置)|版权所有|Copyright\s*(?:©|\(c\))|打印本页|关闭窗口|分享到",
+    re.I,
+)
 _CHROME_TEXT_MAX = 200
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 _PROTECTED = {"html", "body", "article", "main"}
@@ -340,11 +343,15 @@ _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 _CJK_CHAR = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _ROOT_MIN_SHARE = 0.3
+# An element holding more than this share of the page's text is never dropped as chrome.
+_PAGE_SHARE = 0.5
 
 
 def _read_html(raw: bytes) -> tuple[str, str, list[str]]:
     declared = _declared_charset(raw)
     text, encoding = _decode(raw, declared)
+    if not text.strip():
+        raise _Reject("empty file (only whitespace)")
     warnings: list[str] = []
     if declared and declared != encoding and encoding != "utf-8-sig" and not raw.isascii():
         warnings.append(f"declared charset {declared} does not match the bytes; decoded as {encoding}")
@@ -390,28 +397,46 @@ def _html_to_text(markup: str) -> str:
 
 def _strip_chrome(soup: Any) -> None:
     """Remove markup that is never report text: scripts, navigation, footers, share bars."""
-    drop_tags = set(_DROP_TAGS)
-    # One walk over the tags: bs4's find_all is slow enough to matter on multi-megabyte pages.
-    for el in list(_tags_below(soup)):
-        if el.decomposed or el.name in _PROTECTED:
-            continue
-        if el.name in drop_tags or _is_chrome_element(el):
-            el.decompose()
-        elif el.name == "header" and not any(a.name == "article" for a in el.parents):
-            # A <header> inside an <article> carries the article title; elsewhere it is site chrome.
-            el.decompose()
-    doomed = []
+    from bs4.element import Tag
+
+    drop_tags = set(_DROP_TAGS) - {"form"}
+    total = _weight(soup)
+    doomed: list[Any] = []
+    # One pruned walk (a removed element's subtree is not visited): bs4's find_all and
+    # .decomposed scan whole subtrees and make deep or large pages quadratic.
+    stack: list[tuple[Any, bool]] = [(soup, False)]
+    while stack:
+        el, in_article = stack.pop()
+        if el.name not in _PROTECTED and el is not soup:
+            if el.name in drop_tags:
+                doomed.append(el)
+                continue
+            if (el.name == "form" or _is_chrome_element(el)) and not _holds_the_page(el, total):
+                # ASP.NET pages wrap the whole page in one <form>, and odd class names sit on
+                # wrappers: losing the report is worse than keeping a menu.
+                doomed.append(el)
+                continue
+            if el.name == "header" and not in_article:
+                # A <header> inside an <article> carries the article title; elsewhere it is site chrome.
+                doomed.append(el)
+                continue
+        inner = in_article or el.name == "article"
+        stack.extend((c, inner) for c in reversed(el.contents) if isinstance(c, Tag))
+    for el in doomed:
+        el.decompose()
+
+    blocks: dict[int, Any] = {}
     for string in soup.find_all(string=_CHROME_TEXT):
         block = string.parent
         while block is not None and block.name not in _BLOCK_TAGS:
             block = block.parent
-        if block is None or block.name in _PROTECTED:
+        if block is None or block.name in _PROTECTED or id(block) in blocks:
             continue
         if len(block.get_text(strip=True)) <= _CHROME_TEXT_MAX and not block.find(["article", "main"]):
-            doomed.append(block)
-    for el in doomed:
-        if not el.decomposed:
-            el.decompose()
+            blocks[id(block)] = block
+    for el in blocks.values():
+        if not any(id(a) in blocks for a in el.parents):
+            el.extract()
 
 
 def _tags_below(el: Any) -> Iterator[Any]:
@@ -437,9 +462,11 @@ def _is_chrome_element(el: Any) -> bool:
     classes = attrs.get("class") or []
     if isinstance(classes, str):
         classes = [classes]
-    names = " ".join([*classes, str(attrs.get("id", ""))])
-    tokens = re.split(r"[^A-Za-z0-9]+", names)
-    if not any(t and _CHROME_TOKEN.fullmatch(t) for t in tokens):
+    names = [*classes, str(attrs.get("id", ""))]
+    tokens = re.split(r"[^A-Za-z0-9]+", " ".join(names))
+    if not any(_CHROME_NAME.fullmatch(n.strip()) for n in names) and not any(
+        t and _CHROME_TOKEN.fullmatch(t) for t in tokens
+    ):
         return False
     # Never drop a wrapper that holds the article itself.
     return el.find(["article", "main"]) is None
@@ -448,19 +475,25 @@ def _is_chrome_element(el: Any) -> bool:
 def _content_root(soup: Any) -> Any:
     """The <article>/<main> with the most Chinese text, if it holds a fair share of the page."""
     body = soup.body or soup
-    candidates = soup.find_all(["article", "main"]) + soup.find_all(attrs={"role": "main"})
+    candidates = [el for el in _tags_below(soup) if el.name in ("article", "main") or el.get("role") == "main"]
     if not candidates:
         return body
 
-    def weight(el: Any) -> int:
-        text = el.get_text()
-        return len(_HAN.findall(text)) or len(text.strip())
-
-    best = max(candidates, key=weight)
-    total = weight(body)
-    if total and weight(best) >= total * _ROOT_MIN_SHARE:
+    best = max(candidates, key=_weight)
+    total = _weight(body)
+    if total and _weight(best) >= total * _ROOT_MIN_SHARE:
         return best
     return body
+
+
+def _weight(el: Any) -> int:
+    """How much report text an element holds: its Han characters, else its visible characters."""
+    text = el.get_text()
+    return len(_HAN.findall(text)) or len(text.strip())
+
+
+def _holds_the_page(el: Any, total: int) -> bool:
+    return total > 0 and _weight(el) > total * _PAGE_SHARE
 
 
 class _Emitter:
@@ -471,8 +504,8 @@ class _Emitter:
         self.at_line_start = True
         self.after_space = False
 
-    def text(self, s: str) -> None:
-        if s and s[0] == " " and (self.at_line_start or self.after_space):
+    def text(self, s: str, verbatim: bool = False) -> None:
+        if not verbatim and s and s[0] == " " and (self.at_line_start or self.after_space):
             s = s.lstrip(" ")
         if not s:
             return
@@ -525,10 +558,14 @@ def _collapse_space(s: str) -> str:
     """Collapse HTML whitespace; a line break between two CJK characters vanishes, as CSS specifies."""
 
     def repl(m: re.Match[str]) -> str:
-        if "\n" in m.group() and 0 < m.start() and m.end() < len(s):
-            if _CJK_CHAR.match(s[m.start() - 1]) and _CJK_CHAR.match(s[m.end()]):
-                return ""
-        return " "
+        joins_cjk = (
+            "\n" in m.group()
+            and m.start() > 0
+            and m.end() < len(s)
+            and _CJK_CHAR.match(s[m.start() - 1])
+            and _CJK_CHAR.match(s[m.end()])
+        )
+        return "" if joins_cjk else " "
 
     return _HTML_SPACE.sub(repl, s)
 
@@ -547,7 +584,10 @@ def _render(root: Any) -> str:
         if isinstance(node, NavigableString):
             if isinstance(node, PreformattedString):
                 continue
-            out.text(str(node) if in_pre else _collapse_space(str(node)))
+            if in_pre:
+                out.text(str(node), verbatim=True)
+            else:
+                out.text(_collapse_space(str(node)))
             continue
         if not isinstance(node, Tag):
             continue
@@ -657,14 +697,14 @@ def _pdf_pages(pypdf: Any, raw: bytes) -> tuple[list[str], list[tuple[int, str]]
         if reader.is_encrypted:
             try:
                 ok = reader.decrypt("")
-            except Exception as exc:  # noqa: BLE001 - missing crypto backend or broken encryption dict
+            except Exception as exc:  # missing crypto backend or broken encryption dict
                 raise _Reject(f"encrypted PDF cannot be opened: {_describe(exc)}") from None
             if not ok:
                 raise _Reject("password-protected PDF: cannot read without the password")
         page_list = list(reader.pages)
     except _Reject:
         raise
-    except Exception as exc:  # noqa: BLE001 - pypdf raises many types for broken files
+    except Exception as exc:  # pypdf raises many types for broken files
         raise _Reject(f"corrupt PDF: {_describe(exc)}") from None
     if not page_list:
         raise _Reject("corrupt PDF: no pages")
@@ -673,7 +713,7 @@ def _pdf_pages(pypdf: Any, raw: bytes) -> tuple[list[str], list[tuple[int, str]]
     for number, page in enumerate(page_list, start=1):
         try:
             pages.append(page.extract_text() or "")
-        except Exception as exc:  # noqa: BLE001 - one bad page should not lose the others
+        except Exception as exc:  # one bad page should not lose the others
             pages.append("")
             failed.append((number, _describe(exc)))
     return pages, failed
@@ -693,7 +733,7 @@ def _read_docx(raw: bytes) -> tuple[str, str, list[str]]:
             info = zf.getinfo("word/document.xml")
     except KeyError:
         raise _Reject("corrupt docx: no word/document.xml in the package") from None
-    except Exception as exc:  # noqa: BLE001 - zipfile raises several types on damage
+    except Exception as exc:  # zipfile raises several types on damage
         raise _Reject(f"corrupt docx: {_describe(exc)}") from None
     if info.file_size > _MAX_DOCX_XML_BYTES:
         raise _Reject(f"corrupt docx: document.xml expands to {_fmt_mb(info.file_size / _MB)} MB")
@@ -703,7 +743,7 @@ def _read_docx(raw: bytes) -> tuple[str, str, list[str]]:
     try:
         document = docx.Document(io.BytesIO(raw))
         blocks = list(_docx_blocks(document.element.body))
-    except Exception as exc:  # noqa: BLE001 - python-docx, lxml and zipfile all raise on damage
+    except Exception as exc:  # python-docx, lxml and zipfile all raise on damage
         raise _Reject(f"corrupt docx: {_describe(exc)}") from None
     text = "\n\n".join(b for b in blocks if b.strip())
     if not text.strip():
@@ -758,15 +798,19 @@ def _is_vmerge_continuation(cell: Any) -> bool:
 
 def _docx_cell_text(cell: Any) -> str:
     text = " ".join(b for b in _docx_blocks(cell) if b.strip())
-    return re.sub(r"\s*\n\s*", " ", text).replace("\t", " ").strip()
+    return re.sub(r"[ \t]*\n[ \t\n]*", " ", text).replace("\t", " ").strip(" ")
 
 
 def _docx_paragraph(p: Any) -> str:
-    """Visible text of a paragraph: runs, hyperlinks, fields and tracked insertions, not deletions."""
+    """Visible text of a paragraph: runs, hyperlinks, fields and tracked insertions, not deletions.
+
+    Walking the XML rather than python-docx's Paragraph.text keeps runs inside w:ins and
+    content controls, which that property leaves out.
+    """
     t, tab, br, cr, txbx = _w("t"), _w("tab"), _w("br"), _w("cr"), _w("txbxContent")
     nb_hyphen, ptab = _w("noBreakHyphen"), _w("ptab")
     # Properties hold tab-stop definitions (w:tab) that are not text; text boxes float outside the flow.
-    skip = {txbx, _w("pPr"), _w("rPr")}
+    skip = {txbx, _w("pPr"), _w("rPr"), _w("del"), _w("moveFrom")}
     parts: list[str] = []
     stack = [p]
     while stack:

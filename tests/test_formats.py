@@ -86,7 +86,7 @@ def test_utf16_with_bom(tmp_path: Path, codec: str) -> None:
 
 
 def test_line_endings_normalised(tmp_path: Path) -> None:
-    path = write(tmp_path, "crlf.txt", f"第一行\r\n第二行\r第三行\n".encode())
+    path = write(tmp_path, "crlf.txt", "第一行\r\n第二行\r第三行\n".encode())
     src = read_source(path)
     assert src.text == "第一行\n第二行\n第三行\n"
     assert len(src.warnings) == 1 and "line endings" in src.warnings[0]
@@ -107,7 +107,7 @@ def test_seed_round_trip(name: str) -> None:
 
 
 def test_five_seeds_present() -> None:
-    assert len(list(SEEDS.glob("*.txt"))) == 5
+    assert len(list(SEEDS.glob("*.txt"))) >= 5
 
 
 # --------------------------------------------------------------------------- html
@@ -173,6 +173,38 @@ def test_html_utf8_despite_declared_gbk(tmp_path: Path) -> None:
     assert any("declared charset" in w for w in src.warnings)
 
 
+def test_html_layout_table_and_utility_classes(tmp_path: Path) -> None:
+    """Old CMS pages lay out with nested tables; Bootstrap-like classes must not hide content."""
+    page = """<html><body><table width="100%">
+<tr><td class="dqwz">您现在的位置：首页 &gt;&gt; 政务公开</td></tr>
+<tr><td><table><tr><td class="border-bottom position-relative"><b>2023年重点工作任务</b></td></tr>
+<tr><td id="zoom"><p>&nbsp;&nbsp;一、稳定经济增长。</p>
+<table border="1"><tr><td>序号</td><td>责任单位</td></tr><tr><td>1</td><td>县发改局<br>县统计局</td></tr></table>
+</td></tr></table></td></tr>
+<tr><td>【打印本页】【关闭窗口】</td></tr><tr><td class="bottom">主办：县人民政府办公室</td></tr>
+</table><pre>  缩进保留\n    两级</pre></body></html>"""
+    src = read_source(write(tmp_path, "old.htm", page.encode()))
+    assert src.text == (
+        "2023年重点工作任务\n\n\u00a0\u00a0一、稳定经济增长。\n\n序号\t责任单位\n1\t县发改局 县统计局"
+        "\n\n  缩进保留\n    两级"
+    )
+
+
+def test_html_page_wrapped_in_a_form(tmp_path: Path) -> None:
+    """ASP.NET sites wrap the whole page in <form>; only small forms (search boxes) are chrome."""
+    page = (
+        '<html><body><form id="form1"><div class="menu">导航菜单</div>'
+        f'<div class="content"><p>{SENTENCE}</p><p>第二段正文内容较长一些。</p></div>'
+        '<form class="search"><input name="q">站内搜索</form></form></body></html>'
+    )
+    src = read_source(write(tmp_path, "aspx.html", page.encode()))
+    assert src.text == f"{SENTENCE}\n\n第二段正文内容较长一些。"
+
+
+def test_whitespace_only_html(tmp_path: Path) -> None:
+    expect_error(write(tmp_path, "blank.html", b"\n  \r\n"), "empty")
+
+
 def test_html_with_only_chrome_is_rejected(tmp_path: Path) -> None:
     page = "<html><body><nav>首页</nav><script>x()</script></body></html>"
     expect_error(write(tmp_path, "chrome.html", page.encode()), "no readable text")
@@ -201,6 +233,19 @@ def test_docx(tmp_path: Path) -> None:
     assert src.text == f"{SENTENCE}\n\n序号\t任务\n1\t稳定经济增长\n\n最后一段\t带制表符"
 
 
+def test_docx_merged_cells(tmp_path: Path) -> None:
+    """A vertically merged cell has its text once, in the top row, as Word shows it."""
+    docx = pytest.importorskip("docx")
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=2)
+    for r in range(2):
+        for c in range(2):
+            table.cell(r, c).text = f"{r}{c}"
+    table.cell(0, 1).merge(table.cell(1, 1))
+    document.save(str(tmp_path / "m.docx"))
+    assert read_source(tmp_path / "m.docx").text == "00\t01 11\n10\t"
+
+
 def test_corrupt_docx(tmp_path: Path) -> None:
     expect_error(write(tmp_path, "bad.docx", os.urandom(2048)), "corrupt docx")
 
@@ -217,15 +262,19 @@ def test_legacy_doc_renamed(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- pdf
 
 
-def make_pdf(path: Path, pages: list[str | None]) -> Path:
-    """A PDF with one page per entry; None draws only a rectangle (no text layer)."""
+def make_pdf(path: Path, pages: list[str | None], encrypt: object = None) -> Path:
+    """A PDF with one page per entry; None draws only a rectangle (no text layer).
+
+    STSong-Light is a CID font every PDF reader knows, so no font file is needed and
+    pypdf maps its glyphs back to Unicode through the font's UniGB-UCS2 encoding.
+    """
     pytest.importorskip("reportlab")
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.pdfgen import canvas
 
     pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-    pdf = canvas.Canvas(str(path))
+    pdf = canvas.Canvas(str(path), encrypt=encrypt)
     for text in pages:
         if text is None:
             pdf.rect(72, 600, 200, 100, fill=1)
@@ -248,6 +297,23 @@ def test_pdf_with_a_scanned_page_warns(tmp_path: Path) -> None:
     src = read_source(make_pdf(tmp_path / "mixed.pdf", [SENTENCE, None, "第三页"]))
     assert src.text == f"{SENTENCE}\n\n第三页"
     assert any("text layer" in w and w.endswith(": 2") for w in src.warnings)
+
+
+def test_pdf_with_owner_password_only(tmp_path: Path) -> None:
+    """Government PDFs often forbid printing with an owner password; the text is still readable."""
+    encryption = pytest.importorskip("reportlab.lib.pdfencrypt")
+    StandardEncryption = encryption.StandardEncryption
+
+    path = make_pdf(tmp_path / "owner.pdf", [SENTENCE], StandardEncryption("", ownerPassword="x", canPrint=0))
+    assert read_source(path).text == SENTENCE
+
+
+def test_pdf_with_user_password(tmp_path: Path) -> None:
+    encryption = pytest.importorskip("reportlab.lib.pdfencrypt")
+    StandardEncryption = encryption.StandardEncryption
+
+    path = make_pdf(tmp_path / "locked.pdf", [SENTENCE], StandardEncryption("pw", ownerPassword="x"))
+    expect_error(path, "password")
 
 
 def test_scanned_pdf(tmp_path: Path) -> None:
@@ -278,6 +344,13 @@ def test_directory(tmp_path: Path) -> None:
     folder = tmp_path / "dir.txt"
     folder.mkdir()
     expect_error(folder, "directory")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_fifo_is_not_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    expect_error(fifo, "not a regular file")
 
 
 def test_unsupported_suffix(tmp_path: Path) -> None:
@@ -311,6 +384,15 @@ def test_undecodable(tmp_path: Path) -> None:
     data = "报告".encode()[:-1] + b" \xff\xfe\x80 end"
     err = expect_error(write(tmp_path, "bad.txt", data), "decode")
     assert "UTF-8" in err.reason and "GB18030" in err.reason
+
+
+def test_one_bad_byte_in_utf8_is_not_read_as_gbk(tmp_path: Path) -> None:
+    """A damaged UTF-8 file must fail loudly, not come back as GB18030 mojibake."""
+    raw = bytearray(sorted(SEEDS.glob("*.txt"))[0].read_bytes())
+    raw[len(raw) // 2] = 0xFF
+    err = expect_error(write(tmp_path, "damaged.txt", bytes(raw)), "decode")
+    offset = int(err.reason.split("offset ")[1].split(")")[0])
+    assert len(raw) // 2 - 3 <= offset <= len(raw) // 2
 
 
 def test_latin1_is_not_mistaken_for_gbk(tmp_path: Path) -> None:
@@ -359,4 +441,3 @@ def test_errors_never_leak_library_types(tmp_path: Path) -> None:
     for name, data in [("a.pdf", b"%PDF-1.7\n%%EOF"), ("b.docx", b"PK\x03\x04junk"), ("c.html", b"\x00\x01")]:
         with pytest.raises(IngestError):
             read_source(write(tmp_path, name, data))
-
