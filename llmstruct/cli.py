@@ -95,6 +95,55 @@ def bench(
     sys.stdout.write(json.dumps(rules_benchmark(files, repeat=repeat), ensure_ascii=False, indent=2) + "\n")
 
 
+models_app = typer.Typer(no_args_is_help=True, help="Offline model presets: list, prepare, verify.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Presets, their PyPI part packages and whether they are prepared."""
+    from llmstruct.models.provision import hf_dir, is_hf_dir, list_presets, pip_requirements
+
+    table = Table(title="model presets")
+    for col in ("preset", "prepared", "PyPI parts"):
+        table.add_column(col, overflow="fold")
+    for name in list_presets():
+        reqs = pip_requirements(name)
+        parts = f"{reqs[0]} … {reqs[-1]} ({len(reqs)} packages)"
+        table.add_row(name, "yes" if is_hf_dir(hf_dir(name)) else "no", parts)
+    console.print(table)
+
+
+@models_app.command("prepare")
+def models_prepare(
+    name: Annotated[Optional[str], typer.Argument(help="Preset, local .gguf file or transformers folder")] = None,
+) -> None:
+    """Assemble the parts, check size and sha256, convert once to a transformers folder."""
+    from llmstruct.models.provision import prepare
+
+    try:
+        path = prepare(name)
+    except LlmstructError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_SOME_FAILED) from None
+    console.print(f"ready: {path}")
+
+
+@models_app.command("verify")
+def models_verify(name: Annotated[str, typer.Argument(help="Preset name")] = "qwen2.5-coder-0.5b") -> None:
+    """Check the assembled file's size and sha256 against the pinned values."""
+    from llmstruct.models.provision import verify
+
+    try:
+        result = verify(name)
+    except LlmstructError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_SOME_FAILED) from None
+    sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2, default=str) + "\n")
+    if not result.get("ok"):
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,277 @@
+"""Default backend: a local transformers model, JSON constrained by an outlines grammar.
+
+outlines 1.3.3 builds the grammar's logits processor (``outlines.from_transformers`` +
+``outlines.Generator``); generation itself is one ``model.generate`` call per batch made
+here, because outlines' ``model(...)`` / ``model.batch(...)`` return only strings and we
+need token counts and whether the ``max_new_tokens`` cap was hit.
+
+JSON is compact: the grammar allows no whitespace outside strings. For ``outlines_core``
+this is ``JsonSchema(schema, whitespace_pattern="")``; for ``llguidance`` the schema gets
+``"x-guidance": {"whitespace_flexible": false, "item_separator": ",", "key_separator": ":"}``
+(outlines' llguidance backend rejects ``whitespace_pattern``). Without it small models
+emit newlines and indentation until they hit the token cap.
+
+torch, transformers and outlines are imported only when the backend is built.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from llmstruct.models.base import GenerationResult
+from llmstruct.models.provision import ModelError, force_offline
+
+GRAMMARS = ("llguidance", "outlines_core")
+DEFAULT_GRAMMAR = "llguidance"
+
+# llguidance JSON options: no free whitespace, compact separators.
+_LLG_COMPACT = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+
+
+def compact_json_schema(schema: type[BaseModel] | dict, grammar: str) -> dict:
+    """The JSON schema dict handed to the grammar engine for ``grammar``.
+
+    Every object is closed (``additionalProperties: false``). For llguidance the
+    compact-JSON options are added under ``x-guidance`` (options already set on the
+    model, e.g. via ``json_schema_extra``, win).
+    """
+    d = schema.model_json_schema() if isinstance(schema, type) else json.loads(json.dumps(schema))
+    _close_objects(d)
+    if grammar == "llguidance":
+        d["x-guidance"] = {**_LLG_COMPACT, **d.get("x-guidance", {})}
+    else:
+        d.pop("x-guidance", None)
+    return d
+
+
+def _close_objects(node: Any) -> None:
+    """Set ``additionalProperties: false`` on every object schema that leaves it open.
+
+    Pydantic models allow extra keys unless ``extra="forbid"``; llguidance follows the
+    JSON-schema default and lets the model append extra keys without bound (outlines_core
+    never does), so a babbling model runs to the token cap. Extra keys are never wanted here.
+    """
+    if isinstance(node, dict):
+        if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for v in node.values():
+            _close_objects(v)
+    elif isinstance(node, list):
+        for v in node:
+            _close_objects(v)
+
+
+class TransformersBackend:
+    """A transformers causal LM on CPU with grammar-constrained JSON output.
+
+    ``model_dir``: a transformers folder (see :func:`llmstruct.models.provision.prepare`).
+    ``threads``: torch intra-op threads (process-wide setting).
+    ``grammar``: ``"llguidance"`` (default) or ``"outlines_core"``.
+    ``dtype``: ``"bfloat16"`` (default), ``"float32"`` or ``"float16"``.
+
+    Decoding is greedy. Concurrent calls from several threads are serialised by a lock.
+    """
+
+    name = "transformers"
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        threads: int = 2,
+        grammar: str = DEFAULT_GRAMMAR,
+        dtype: str = "bfloat16",
+    ):
+        if grammar not in GRAMMARS:
+            raise ModelError(f"unknown grammar backend {grammar!r}; use one of {', '.join(GRAMMARS)}")
+        self.model_dir = Path(model_dir)
+        if not (self.model_dir / "config.json").is_file():
+            raise ModelError(
+                f"{self.model_dir} is not a transformers model folder; "
+                "prepare one with llmstruct.models.provision.prepare('qwen2.5-coder-0.5b')"
+            )
+        self.model_id = self.model_dir.parent.name if self.model_dir.name == "hf" else self.model_dir.name
+        self.grammar = grammar
+        self.threads = int(threads)
+        self.dtype = dtype
+        self._lock = threading.Lock()
+        self._generators: dict[tuple[str, str], Any] = {}
+
+        force_offline()
+        try:
+            import torch
+            import outlines
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as e:
+            raise ModelError(
+                f"the transformers backend needs torch, transformers and outlines ({e}); "
+                "install torch==2.13.0 first, then: pip install -e '.[llm]'"
+            ) from e
+
+        self._torch = torch
+        self._outlines = outlines
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)
+        torch_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(dtype)
+        if torch_dtype is None:
+            raise ModelError(f"unsupported dtype {dtype!r}; use bfloat16, float16 or float32")
+
+        t0 = time.perf_counter()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                str(self.model_dir), dtype=torch_dtype, local_files_only=True
+            )
+        except Exception as e:
+            raise ModelError(f"cannot load model from {self.model_dir}: {type(e).__name__}: {e}") from e
+        self.model.eval()
+        self.load_seconds = time.perf_counter() - t0
+        self._setup_tokens()
+        # outlines wraps model+tokenizer; we only use it to build grammar processors.
+        self._om = outlines.from_transformers(self.model, self.tokenizer)
+        self.tokenizer.padding_side = "left"
+
+    @classmethod
+    def from_model(cls, model, tokenizer, *, threads: int = 2, grammar: str = DEFAULT_GRAMMAR, model_id: str = "custom"):
+        """Wrap an already loaded model and tokenizer (tests, experiments)."""
+        self = cls.__new__(cls)
+        force_offline()
+        import torch
+        import outlines
+
+        if grammar not in GRAMMARS:
+            raise ModelError(f"unknown grammar backend {grammar!r}; use one of {', '.join(GRAMMARS)}")
+        self.model_dir = Path(".")
+        self.model_id = model_id
+        self.grammar = grammar
+        self.threads = int(threads)
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self._lock = threading.Lock()
+        self._generators = {}
+        self._torch = torch
+        self._outlines = outlines
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)
+        self.tokenizer = tokenizer
+        self.model = model.eval()
+        self.load_seconds = 0.0
+        self._setup_tokens()
+        self._om = outlines.from_transformers(self.model, self.tokenizer)
+        self.tokenizer.padding_side = "left"
+        return self
+
+    # ------------------------------------------------------------------ setup
+
+    def _setup_tokens(self) -> None:
+        tok = self.tokenizer
+        if tok.pad_token_id is None:
+            tok.pad_token = tok.eos_token
+        eos: list[int] = []
+        # The grammar engines end on the tokenizer's EOS; the model's generation config
+        # may name others (e.g. <|endoftext|>): stop on any of them.
+        for src in (tok.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)):
+            for i in src if isinstance(src, (list, tuple)) else [src]:
+                if i is not None and int(i) not in eos:
+                    eos.append(int(i))
+        if not eos:
+            raise ModelError(f"model {self.model_id} has no end-of-sequence token")
+        self.eos_token_ids = eos
+        self.pad_token_id = int(tok.pad_token_id)
+
+    def _generator(self, schema: type[BaseModel]):
+        """The outlines generator (holding the compiled grammar) for ``schema``, cached."""
+        from outlines.types.dsl import JsonSchema
+
+        schema_dict = compact_json_schema(schema, self.grammar)
+        key = (json.dumps(schema_dict, sort_keys=True), self.grammar)
+        gen = self._generators.get(key)
+        if gen is None:
+            if self.grammar == "outlines_core":
+                term = JsonSchema(schema_dict, whitespace_pattern="")
+            else:
+                term = JsonSchema(schema_dict)
+            try:
+                gen = self._outlines.Generator(self._om, term, backend=self.grammar)
+            except Exception as e:
+                raise ModelError(f"cannot build a {self.grammar} grammar for {schema.__name__}: {e}") from e
+            self._generators[key] = gen
+        return gen
+
+    # ------------------------------------------------------------------ interface
+
+    def chat_prompt(self, system: str, user: str) -> str:
+        messages = []
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.append({"role": "user", "content": user})
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def generate_json(
+        self, prompts: list[str], schema: type[BaseModel], max_new_tokens: int
+    ) -> list[GenerationResult]:
+        processor = self._generator(schema).logits_processor
+        return self._generate(prompts, max_new_tokens, processor)
+
+    def generate_text(self, prompts: list[str], max_new_tokens: int) -> list[GenerationResult]:
+        return self._generate(prompts, max_new_tokens, None)
+
+    # ------------------------------------------------------------------ core
+
+    def _generate(self, prompts: list[str], max_new_tokens: int, processor) -> list[GenerationResult]:
+        if isinstance(prompts, str):
+            raise TypeError("prompts must be a list of strings")
+        if not prompts:
+            return []
+        if max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        torch = self._torch
+        from transformers import LogitsProcessorList
+
+        with self._lock:
+            if self.threads > 0 and torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
+            enc = self.tokenizer(
+                list(prompts), return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            kwargs: dict[str, Any] = dict(
+                max_new_tokens=int(max_new_tokens),
+                do_sample=False,
+                eos_token_id=self.eos_token_ids,
+                pad_token_id=self.pad_token_id,
+            )
+            if processor is not None:
+                processor.reset()
+                kwargs["logits_processor"] = LogitsProcessorList([processor])
+            t0 = time.perf_counter()
+            with torch.inference_mode(), warnings.catch_warnings():
+                # llguidance complains when finished rows of a batch keep receiving padding.
+                warnings.filterwarnings("ignore", message="Error in LLMatcher")
+                warnings.filterwarnings("ignore", message=".*generation flags are not valid.*")
+                out = self.model.generate(**enc, **kwargs)
+            seconds = time.perf_counter() - t0
+
+        n_in = enc["input_ids"].shape[1]
+        prompt_lens = enc["attention_mask"].sum(dim=1).tolist()
+        eos = set(self.eos_token_ids)
+        results: list[GenerationResult] = []
+        for row, plen in zip(out[:, n_in:].tolist(), prompt_lens):
+            stop = next((i for i, t in enumerate(row) if t in eos), None)
+            if stop is None:
+                ids, n_gen, truncated = row, len(row), True
+            else:
+                ids, n_gen, truncated = row[:stop], stop + 1, False
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            results.append(GenerationResult(text, int(plen), n_gen, seconds, truncated))
+        return results
+
+    def __repr__(self) -> str:
+        return f"TransformersBackend(model_id={self.model_id!r}, grammar={self.grammar!r}, dtype={self.dtype!r}, threads={self.threads})"
