@@ -43,6 +43,14 @@ class NormText:
         o_end = self.index[end - 1] + 1
         return Span(start=o_start, end=o_end, text=self.original[o_start:o_end])
 
+    def strip(self, start: int, end: int) -> tuple[int, int]:
+        """Clean range ``[start, end)`` without leading and trailing white space."""
+        while start < end and self.text[start].isspace():
+            start += 1
+        while end > start and self.text[end - 1].isspace():
+            end -= 1
+        return start, end
+
     def locate(self, original_pos: int) -> int:
         """First clean position whose original offset is at or after ``original_pos``."""
         return bisect.bisect_left(self.index, original_pos)

@@ -44,17 +44,9 @@ def _pieces(nt: NormText, start: int, end: int, separators: str) -> Iterator[Ran
     """Ranges between separators, trimmed of white space."""
     pos = start
     for m in re.finditer(f"[{separators}]", nt.text[start:end]):
-        yield _strip(nt, pos, start + m.start())
+        yield nt.strip(pos, start + m.start())
         pos = start + m.end()
-    yield _strip(nt, pos, end)
-
-
-def _strip(nt: NormText, a: int, b: int) -> Range:
-    while a < b and nt.text[a].isspace():
-        a += 1
-    while b > a and nt.text[b - 1].isspace():
-        b -= 1
-    return (a, b)
+    yield nt.strip(pos, end)
 
 
 def _name(nt: NormText, r: Range) -> str:

@@ -146,18 +146,10 @@ def _finish_numbered(nt: NormText, item: RawItem, task_lines: list[Line], progre
     if m:
         item.unit_clause = (t_start + m.start(1), t_start + m.end(1))
         t_end = t_start + m.start()
-    item.task = [_trim(nt, t_start, t_end)]
-    if progress_lines and progress_lines[0].end > progress_lines[0].start or len(progress_lines) > 1:
+    item.task = [nt.strip(t_start, t_end)]
+    if len(progress_lines) > 1 or (progress_lines and progress_lines[0].end > progress_lines[0].start):
         p_start = progress_lines[0].start
-        item.progress = [RawProgress(None, [_trim(nt, p_start, progress_lines[-1].end)])]
-
-
-def _trim(nt: NormText, start: int, end: int) -> Range:
-    while start < end and nt.text[start].isspace():
-        start += 1
-    while end > start and nt.text[end - 1].isspace():
-        end -= 1
-    return (start, end)
+        item.progress = [RawProgress(None, [nt.strip(p_start, progress_lines[-1].end)])]
 
 
 # ---------------------------------------------------------------- table layout (PDF)
