@@ -14,11 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
-
-from pydantic import ConfigDict, Field, ValidationError, conlist, create_model
+from pydantic import ConfigDict, Field, conlist, create_model
 
 from llmstruct.figures import Figure, find_figures, rule_name
 from llmstruct.grounding import align
@@ -69,7 +67,6 @@ class LabelJob:
     system: str
     user: str
     key: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _ranges(nt: NormText, spans) -> list[tuple[int, int]]:
@@ -219,5 +216,4 @@ def overall_status(progress: list[Progress]) -> Status | None:
     return min(stated, key=order.index)
 
 
-__all__ = ["LabelJob", "ApplyReport", "apply_labels", "build_job", "labels_schema", "parse_labels",
-           "ValidationError"]
+__all__ = ["ApplyReport", "LabelJob", "apply_labels", "build_job", "labels_schema", "parse_labels"]

@@ -77,9 +77,8 @@ def extract_metadata(nt: NormText, start: int, end: int, title_line: Line | None
             if meta.issuing_body is None:
                 meta.issuing_body = _named(nt, prev.start, prev.end)
             break
-    if title_line is not None and all_lines and re.fullmatch(_ISO_DATE, all_lines[-1].text):
-        dm = re.fullmatch(_ISO_DATE, all_lines[-1].text)
-        assert dm
+    dm = re.fullmatch(_ISO_DATE, all_lines[-1].text) if title_line is not None and all_lines else None
+    if dm:
         meta.dates.append(DateField(kind="published", value=_iso(*dm.group(1, 2, 3)),
                                     span=nt.span(all_lines[-1].start, all_lines[-1].end)))
 

@@ -200,7 +200,7 @@ def segment_table(nt: NormText, start: int, end: int) -> list[RawItem]:
     return items
 
 
-def _split_combined(nt: NormText, line: Line) -> list[Line]:
+def _split_combined(line: Line) -> list[Line]:
     """A row printed on one line (``63 task unit unit：``): its cells as separate lines."""
     out = []
     for m in re.finditer(r"\S+", line.text):
@@ -216,7 +216,7 @@ def _table_row(nt: NormText, seq: int, body: list[Line], path: list[str], combin
     progress: list[Line] = []
     pending_header: Line | None = None
     if combined is not None:
-        cells = _split_combined(nt, combined)
+        cells = _split_combined(combined)
         if cells:
             task.append(cells[0])
         if len(cells) > 1:

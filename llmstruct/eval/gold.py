@@ -201,18 +201,21 @@ def _item_names(item: GoldItem) -> Iterable[tuple[str, str]]:
             yield f"progress[{i}].unit", p.unit
 
 
+def _valid_entries(raw: list[Any], model: type[_Strict], label: str, problems: list[str]):
+    """(index, entry) for each entry that validates; the others add problem lines."""
+    for n, entry in enumerate(raw):
+        try:
+            yield n, model.model_validate(entry)
+        except ValidationError as err:
+            problems.extend(_validation_lines(f"{label}[{n}]", err))
+
+
 def check_extraction(raw_items: list[Any], seeds_dir: Path) -> tuple[list[GoldItem], list[str]]:
     """Validate every entry on its own so one bad entry does not hide the others."""
     problems: list[str] = []
     items: list[GoldItem] = []
     seen: Counter[tuple[str, int | None, str]] = Counter()
-    for n, raw in enumerate(raw_items):
-        where = f"extraction[{n}]"
-        try:
-            item = GoldItem.model_validate(raw)
-        except ValidationError as err:
-            problems.extend(_validation_lines(where, err))
-            continue
+    for n, item in _valid_entries(raw_items, GoldItem, "extraction", problems):
         items.append(item)
         where = f"extraction[{n}] {item.doc} #{item.seq_no}"
         key = (item.doc, item.seq_no, item.task_quote)
@@ -240,13 +243,7 @@ def check_questions(raw_qs: list[Any], seeds_dir: Path) -> tuple[list[GoldQuesti
     problems: list[str] = []
     qs: list[GoldQuestion] = []
     ids: Counter[str] = Counter()
-    for n, raw in enumerate(raw_qs):
-        where = f"questions[{n}]"
-        try:
-            q = GoldQuestion.model_validate(raw)
-        except ValidationError as err:
-            problems.extend(_validation_lines(where, err))
-            continue
+    for n, q in _valid_entries(raw_qs, GoldQuestion, "questions", problems):
         qs.append(q)
         where = f"questions[{n}] {q.id}"
         ids[q.id] += 1
