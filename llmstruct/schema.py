@@ -207,6 +207,49 @@ class DocumentRecord(Strict):
     provenance: Provenance
 
 
+HitKind = Literal["task", "progress", "record"]
+
+
+class Hit(Strict):
+    """One retrieved passage: a chunk of a report's original text, or one item's record.
+
+    ``start``/``end`` are offsets into the original text of ``source_file`` (as decoded by
+    ``formats.read_source``) and ``text == original[start:end]``, so a citation built from a
+    hit can be checked and opened at the exact span.
+    """
+
+    chunk_id: str
+    doc_id: str
+    item_id: str
+    source_file: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+    kind: HitKind = "task"
+    score: float = 0.0
+    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class Citation(Strict):
+    """A verified citation in an answer: passage number ``n`` and its quote in the file."""
+
+    n: int = Field(ge=1)
+    doc_id: str
+    source_file: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    quote: str
+
+
+class Answer(Strict):
+    """What ``llmstruct ask --json`` prints."""
+
+    question: str
+    answer: str
+    refused: bool
+    citations: list[Citation] = Field(default_factory=list)
+
+
 def json_schema() -> dict:
     """The JSON Schema of a DocumentRecord (what ``llmstruct schema`` prints)."""
     return DocumentRecord.model_json_schema()
