@@ -1,12 +1,14 @@
 """The model pass: a local LLM labels what rules found, under a grammar built from pydantic.
 
-Rules find every figure (number, unit, qualifier, change, span) and every progress block;
-the model writes only what needs reading: each figure's name and kind, and each progress
-block's status with the verbatim cue that supports it. Its output is decoded under a JSON
-grammar whose list lengths are fixed to what rules found, so it cannot invent or drop a
-figure. Code then checks the output against the text: a name not found near its figure
-(or one that repeats the number) falls back to the rule-read name, a cue not found in its block voids the status, and
-kinds the text marks (预计 = forecast, task text = target) are set by rules.
+Rules find every figure (number, unit, qualifier, change, span), read its name from the
+clause before it, and mark the kinds the text states (a task's own figures are targets,
+预计 marks a forecast, a 回顾 section reports actuals). Rules also decide statuses that a
+decisive word states (暂低于, 暂缓, 已全部完成). The model writes only the rest: a kind for
+each figure left open, and a status with its verbatim cue for each progress entry left
+open. Its output is decoded under a JSON grammar whose list lengths are fixed to what was
+asked, so it cannot invent or drop a figure, and it writes a few tokens per figure. Code
+then checks the output against the text: a cue not found in its entry voids the model's
+status and the rule default stands.
 """
 
 from __future__ import annotations
@@ -14,24 +16,23 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+
 from pydantic import ConfigDict, Field, conlist, create_model
 
 from llmstruct.figures import Figure, find_figures, rule_name
 from llmstruct.grounding import align
 from llmstruct.normalize import NormText
 from llmstruct.prompting import load_template
+from llmstruct.rules import overall_status
 from llmstruct.schema import Change, Indicator, IndicatorKind, Progress, Status, Strict, TaskItem
 
-PROMPT = "label_item.v1"
-MAX_FIGURES = 16
+PROMPT = "label_item.v2"
+MAX_FIGURES = 24
 MAX_PROMPT_CHARS = 1800
-
-
-class FigureLabel(Strict):
-    name: str = Field(max_length=12)
-    kind: IndicatorKind
+_REVIEW = re.compile(r"回顾|过去一年|过去五年|完成情况")
+_PLAN = re.compile(r"安排|目标|计划|重点工作|我们将|新的一年|展望")
 
 
 class StatusLabel(Strict):
@@ -40,13 +41,13 @@ class StatusLabel(Strict):
 
 
 @lru_cache(maxsize=256)
-def labels_schema(n_figures: int, n_progress: int) -> type[Strict]:
-    """Output schema with list lengths fixed to what rules found (cached: one grammar each)."""
+def labels_schema(n_kinds: int, n_progress: int) -> type[Strict]:
+    """Output schema with list lengths fixed to what is asked (cached: one grammar each)."""
     model = create_model(
-        f"ItemLabels_{n_figures}_{n_progress}",
+        f"ItemLabels_{n_kinds}_{n_progress}",
         __config__=ConfigDict(extra="forbid", frozen=True),
-        figures=(conlist(FigureLabel, min_length=n_figures, max_length=n_figures), ...),
         progress=(conlist(StatusLabel, min_length=n_progress, max_length=n_progress), ...),
+        kinds=(conlist(IndicatorKind, min_length=n_kinds, max_length=n_kinds), ...),
     )
     return model  # type: ignore[return-value]
 
@@ -56,6 +57,7 @@ class FigureSite:
     figure: Figure
     where: str  # "task" or the index of the progress block
     floor: int  # clean start of the passage, names are looked for after it
+    kind: IndicatorKind | None = None  # set when the text itself marks the kind
 
 
 @dataclass
@@ -64,9 +66,25 @@ class LabelJob:
 
     item: TaskItem
     sites: list[FigureSite]
-    system: str
-    user: str
+    asked_figures: list[int] = field(default_factory=list)  # indices into ``sites``
+    asked_blocks: list[int] = field(default_factory=list)  # indices into ``item.progress``
+    system: str = ""
+    user: str = ""
     key: str = ""
+    cap_factor: int = 1  # a retry gets a larger token cap
+
+    @property
+    def needs_model(self) -> bool:
+        return bool(self.asked_figures or self.asked_blocks)
+
+    @property
+    def schema(self) -> type[Strict]:
+        return labels_schema(len(self.asked_figures), len(self.asked_blocks))
+
+    @property
+    def max_new_tokens(self) -> int:
+        """Enough for the compact answer (≈ 4 tokens a kind, ≈ 16 a status) plus slack."""
+        return (24 + 6 * len(self.asked_figures) + 24 * len(self.asked_blocks)) * self.cap_factor
 
 
 def _ranges(nt: NormText, spans) -> list[tuple[int, int]]:
@@ -77,47 +95,77 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def build_job(nt: NormText, item: TaskItem, model_id: str = "") -> LabelJob:
-    """The prompt for one item and the figure sites it refers to."""
+def _section_kind(item: TaskItem) -> IndicatorKind | None:
+    """Figures of a work report's topic read as actuals in a review, as targets in a plan."""
+    head = item.section_path[0] if item.section_path else ""
+    if _REVIEW.search(head):
+        return "actual"
+    if _PLAN.search(head):
+        return "target"
+    return None
+
+
+def _marked_kind(nt: NormText, item: TaskItem, site: FigureSite) -> IndicatorKind | None:
+    """Kinds the text marks itself: a task's own figures are targets, 预计 marks a forecast."""
+    if "预计" in nt.text[_sentence_start(nt, site.floor, site.figure.start):site.figure.start]:
+        return "forecast"
+    if site.where != "task":
+        return None
+    if item.kind in ("task", "target"):
+        return "target"
+    return _section_kind(item)
+
+
+def build_job(nt: NormText, item: TaskItem, model_id: str = "", prompt: bool = True) -> LabelJob:
+    """Every figure of the item, and the prompt asking about what rules left open."""
     sites: list[FigureSite] = []
     for a, b in _ranges(nt, item.task.spans):
         sites += [FigureSite(f, "task", a) for f in find_figures(nt, a, b)]
     for k, p in enumerate(item.progress):
         for a, b in _ranges(nt, p.text.spans):
             sites += [FigureSite(f, str(k), a) for f in find_figures(nt, a, b)]
-    sites = sites[:MAX_FIGURES]
+    for site in sites:
+        site.kind = _marked_kind(nt, item, site)
+    asked_figures = [n for n, s in enumerate(sites) if s.kind is None][:MAX_FIGURES]
+    asked_blocks = [k for k, p in enumerate(item.progress) if p.status_cue is None]
+    job = LabelJob(item=item, sites=sites, asked_figures=asked_figures, asked_blocks=asked_blocks)
+    if not (prompt and job.needs_model):
+        return job
     lines = []
-    for n, s in enumerate(sites, start=1):
-        ctx_start = max(s.floor, s.figure.start - 18)
-        ctx = nt.text[ctx_start:s.figure.end].replace("\n", "").replace(" ", "")
-        lines.append(f"{n}. {s.figure.evidence(nt).replace(' ', '')}（…{ctx}）")
-    progress = "\n".join(
-        f"({k + 1}) {(p.reporting_unit.name + '：') if p.reporting_unit else ''}{p.text.text}"
-        for k, p in enumerate(item.progress)
+    for n, idx in enumerate(asked_figures, start=1):
+        site = sites[idx]
+        ctx_start = max(site.floor, site.figure.start - 18)
+        ctx = nt.text[ctx_start:site.figure.end].replace("\n", "").replace(" ", "")
+        lines.append(f"{n}. {site.figure.evidence(nt).replace(' ', '')}（…{ctx}）")
+    blocks = "\n".join(
+        f"({n}) {(item.progress[k].reporting_unit.name + '：') if item.progress[k].reporting_unit else ''}"
+        f"{item.progress[k].text.text}"
+        for n, k in enumerate(asked_blocks, start=1)
     ) or "（无）"
     tpl = load_template(PROMPT)
-    system, user = tpl.render(
+    job.system, job.user = tpl.render(
         task=_clip(item.task.text, 600),
-        progress=_clip(progress, MAX_PROMPT_CHARS),
+        progress=_clip(blocks, MAX_PROMPT_CHARS),
         figures="\n".join(lines) or "（无）",
-        n_figures=len(sites),
-        n_progress=len(item.progress),
+        n_figures=len(asked_figures),
+        n_progress=len(asked_blocks),
     )
-    job = LabelJob(item=item, sites=sites, system=system, user=user)
-    job.key = hashlib.sha256(json.dumps([tpl.version, model_id, system, user], ensure_ascii=False).encode()).hexdigest()
+    job.key = hashlib.sha256(
+        json.dumps([tpl.version, model_id, job.system, job.user], ensure_ascii=False).encode()
+    ).hexdigest()
     return job
 
 
 def parse_labels(job: LabelJob, text: str) -> Strict:
     """Validate a model output against the job's exact schema (raises ValidationError)."""
-    return labels_schema(len(job.sites), len(job.item.progress)).model_validate_json(text)
+    return job.schema.model_validate_json(text)
 
 
 @dataclass
 class ApplyReport:
-    names_from_model: int = 0
-    names_from_rules: int = 0
+    kinds_from_model: int = 0
     kinds_from_rules: int = 0
+    statuses_from_model: int = 0
     cues_grounded: int = 0
     cues_rejected: int = 0
     indicators: int = 0
@@ -125,57 +173,75 @@ class ApplyReport:
 
 
 def apply_labels(nt: NormText, job: LabelJob, labels: Strict | None, report: ApplyReport) -> TaskItem:
-    """The item with indicators and statuses filled, every value checked against the text."""
+    """The item with indicators and statuses filled, every value checked against the text.
+
+    ``labels=None`` gives the rules-only result: open kinds default to ``actual`` for
+    progress figures and ``target`` for a task's own, open statuses keep the rule default.
+    """
     item = job.item
-    fig_labels = list(getattr(labels, "figures", []) or [])
-    status_labels = list(getattr(labels, "progress", []) or [])
+    kinds = dict(zip(job.asked_figures, getattr(labels, "kinds", []) or []))
+    statuses = dict(zip(job.asked_blocks, getattr(labels, "progress", []) or []))
     targets: list[Indicator] = []
     per_block: dict[str, list[Indicator]] = {}
+    previous: Indicator | None = None
     for n, site in enumerate(job.sites):
-        label = fig_labels[n] if n < len(fig_labels) else None
-        ind = _indicator(nt, site, label, report)
+        ind = _indicator(nt, site, kinds.get(n), report)
+        if not ind.name and previous is not None and _same_sentence(nt, site, previous):
+            # "地区生产总值106亿元，增长13.8%": the second figure is about the same indicator
+            ind = ind.model_copy(update={"name": previous.name})
+        previous = ind
         if site.where == "task":
             targets.append(ind)
         else:
             per_block.setdefault(site.where, []).append(ind)
     progress = []
     for k, p in enumerate(item.progress):
-        status: Status | None = None
-        cue_span = None
-        if k < len(status_labels):
-            lab = status_labels[k]
-            status, cue_span = _grounded_status(nt, p, lab, report)
-        progress.append(p.model_copy(update={"status": status, "status_cue": cue_span,
-                                             "indicators": per_block.get(str(k), [])}))
+        update: dict = {"indicators": per_block.get(str(k), [])}
+        if k in statuses:
+            status, cue_span = _grounded_status(nt, p, statuses[k], report)
+            if status is not None:
+                update.update(status=status, status_cue=cue_span)
+        progress.append(p.model_copy(update=update))
     return item.model_copy(update={"targets": targets, "progress": progress, "status": overall_status(progress)})
 
 
-def _indicator(nt: NormText, site: FigureSite, label: FigureLabel | None, report: ApplyReport) -> Indicator:
+def _indicator(nt: NormText, site: FigureSite, label: IndicatorKind | None, report: ApplyReport) -> Indicator:
     fig = site.figure
     clause_start = _clause_start(nt, site.floor, fig.start)
     evidence = nt.span(clause_start, fig.end)
-    name = ""
-    if label and label.name.strip() and not re.search(r"[\d%（）()]", label.name):
-        hit = align(label.name, nt, clause_start, fig.end)
-        if hit is not None and hit.alignment in ("exact", "normalized"):
-            name = label.name.strip()
-            report.names_from_model += 1
-    if not name:
-        name = rule_name(nt, fig, site.floor)[:40]
-        report.names_from_rules += 1
-    kind: IndicatorKind = label.kind if label else "actual"
-    marked = _marked_kind(nt, site, clause_start)
-    if marked and marked != kind:
-        kind = marked
+    if site.kind is not None:
+        kind: IndicatorKind = site.kind
+        report.kinds_from_rules += 1
+    elif label is not None:
+        kind = label
+        report.kinds_from_model += 1
+    else:
+        kind = "target" if site.where == "task" else "actual"
         report.kinds_from_rules += 1
     report.indicators += 1
     if fig.number.replace(",", "") in evidence.text.replace(",", "").replace(" ", ""):
         report.indicators_grounded += 1
     change = Change(value=fig.value, unit=fig.unit, direction=fig.change) if fig.change else None
     return Indicator(
-        evidence=evidence, name=name, value=fig.value, value_text=fig.number, unit=fig.unit,
-        base_value=fig.base_value, qualifier=fig.qualifier, kind=kind, change=change, alignment="rule",
+        evidence=evidence, name=rule_name(nt, fig, site.floor)[:40], value=fig.value, value_text=fig.number,
+        unit=fig.unit, base_value=fig.base_value, qualifier=fig.qualifier, kind=kind, change=change,
+        alignment="rule",
     )
+
+
+def rules_only(nt: NormText, item: TaskItem) -> TaskItem:
+    """The item with every figure as an indicator and kinds/statuses as rules read them."""
+    return apply_labels(nt, build_job(nt, item, prompt=False), None, ApplyReport())
+
+
+def _same_sentence(nt: NormText, site: FigureSite, previous: Indicator) -> bool:
+    start = nt.locate(previous.evidence.start)
+    return start >= _sentence_start(nt, site.floor, site.figure.start)
+
+
+def _sentence_start(nt: NormText, floor: int, pos: int) -> int:
+    cut = max((nt.text.rfind(ch, floor, pos) for ch in "。；\n"), default=-1)
+    return max(floor, cut + 1)
 
 
 def _clause_start(nt: NormText, floor: int, pos: int) -> int:
@@ -184,36 +250,19 @@ def _clause_start(nt: NormText, floor: int, pos: int) -> int:
     return cut + 1 if cut >= lo else lo
 
 
-def _marked_kind(nt: NormText, site: FigureSite, clause_start: int) -> IndicatorKind | None:
-    """Kinds the text marks itself: figures in a task's text are targets, 预计 marks a forecast."""
-    if site.where == "task":
-        return "target"
-    if "预计" in nt.text[clause_start:site.figure.start] or "预计" in nt.text[max(site.floor, clause_start - 12):clause_start]:
-        return "forecast"
-    return None
-
-
 def _grounded_status(nt: NormText, p: Progress, lab: StatusLabel, report: ApplyReport):
+    """The model's status when its cue is found in the entry; otherwise none (default stands)."""
     cue = lab.cue.strip()
     if not cue:
-        report.cues_rejected += 1
-        return ("unknown" if lab.status == "unknown" else None), None
+        return None, None
     for a, b in _ranges(nt, p.text.spans):
         hit = align(cue, nt, a, b)
         if hit is not None and hit.alignment in ("exact", "normalized"):
             report.cues_grounded += 1
+            report.statuses_from_model += 1
             return lab.status, hit.span
     report.cues_rejected += 1
     return None, None
 
 
-def overall_status(progress: list[Progress]) -> Status | None:
-    """One status for the item: the worst stated status of its progress entries."""
-    order = ["suspended", "behind", "not_started", "in_progress", "planned", "completed", "unknown"]
-    stated = [p.status for p in progress if p.status]
-    if not stated:
-        return None
-    return min(stated, key=order.index)
-
-
-__all__ = ["ApplyReport", "LabelJob", "apply_labels", "build_job", "labels_schema", "parse_labels"]
+__all__ = ["ApplyReport", "LabelJob", "apply_labels", "build_job", "labels_schema", "parse_labels", "rules_only"]

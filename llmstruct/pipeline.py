@@ -11,6 +11,7 @@ from pathlib import Path
 from llmstruct import __version__
 from llmstruct.errors import IngestError
 from llmstruct.formats import SUPPORTED_SUFFIXES, SourceText, read_source
+from llmstruct.labeling import rules_only
 from llmstruct.layout import split_reports, unflatten
 from llmstruct.metadata import extract_metadata
 from llmstruct.normalize import NormText, normalize
@@ -57,7 +58,7 @@ def structure_source(source: SourceText) -> Structured:
             else:
                 paragraph_no += 1
                 item_id = f"{doc_id}#p{paragraph_no:03d}"
-            items.append(build_item(nt, raw, item_id))
+            items.append(rules_only(nt, build_item(nt, raw, item_id)))
         if layout == "numbered":
             doc_type = "progress_report" if any(i.progress for i in items) else "task_list"
         else:

@@ -2,7 +2,8 @@
 
 Rules run before any model and are trusted only for what is written in a fixed form
 (``（责任领导：…；责任单位：…）``, ``（X牵头，Y等部门配合）``, table unit cells, ``单位：``
-block headers). Judgement (indicator kinds, status) is left to the model pass.
+block headers) and for status words that leave no doubt (暂低于, 暂缓, 已全部完成).
+Judgement (indicator kinds, statuses without such a word) is left to the model pass.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import re
 from collections.abc import Iterator
 
 from llmstruct.normalize import NormText, clean_text
-from llmstruct.schema import Deadline, Named, Progress, TaskItem, Unit, UnitRole
+from llmstruct.schema import Deadline, Named, Progress, Span, Status, TaskItem, Unit, UnitRole
 from llmstruct.segmenting import Range, RawItem
 from llmstruct.units import canonical_unit
 
@@ -99,6 +100,27 @@ def deadlines(nt: NormText, ranges: list[Range]) -> list[Deadline]:
     return out
 
 
+# Status words that decide a progress entry on their own, strongest first. 已完成 alone is
+# not one of them: "已完成投资3亿元" reports part of a task, not its end.
+_STATUS_CUES: list[tuple[Status, re.Pattern[str]]] = [
+    ("behind", re.compile(r"暂时?低于|低于全[市省国]|进度滞后|滞后于|未达到|未达序时|进展缓慢|进度偏慢")),
+    ("suspended", re.compile(r"暂缓|搁置|暂停")),
+    ("completed", re.compile(r"全面完成|已全部完成|已完成全部|已完成(?:全年|年度)(?:目标)?任务(?!的)|已完成任务的100%|已完工|已竣工(?:验收)?(?:并)?投入使用")),
+    ("not_started", re.compile(r"尚未启动|未启动|尚未开工")),
+    ("in_progress", re.compile(r"正在|有序推进|加快推进|稳步推进|推进中|已开工|已全部开工|完成(?:全年|年度)?(?:目标|任务)?的\d")),
+]
+
+
+def rule_status(nt: NormText, ranges: list[Range]) -> tuple[Status, Span] | None:
+    """The status a decisive word in the entry states, with that word's span (strongest wins)."""
+    for status, pat in _STATUS_CUES:
+        for a, b in ranges:
+            m = pat.search(nt.text, a, b)
+            if m:
+                return status, nt.span(m.start(), m.end())
+    return None
+
+
 def build_item(nt: NormText, raw: RawItem, item_id: str) -> TaskItem:
     """The rules-only record of one segmented item."""
     leaders: list[Named] = []
@@ -117,7 +139,12 @@ def build_item(nt: NormText, raw: RawItem, item_id: str) -> TaskItem:
             if canon not in known:
                 units.append(_unit(nt, [block.unit], "reporting"))
                 known.add(canon)
-        progress.append(Progress(reporting_unit=reporter, text=nt.field(block.ranges)))
+        decided = rule_status(nt, block.ranges)
+        # A progress narrative with no decisive word reports work under way; the model
+        # pass may overrule this default, never a decisive word.
+        progress.append(Progress(reporting_unit=reporter, text=nt.field(block.ranges),
+                                 status=decided[0] if decided else "in_progress",
+                                 status_cue=decided[1] if decided else None))
     return TaskItem(
         item_id=item_id,
         seq_no=raw.seq_no,
@@ -128,5 +155,15 @@ def build_item(nt: NormText, raw: RawItem, item_id: str) -> TaskItem:
         leaders=leaders,
         units=units,
         progress=progress,
+        status=overall_status(progress),
         deadlines=deadlines(nt, raw.task),
     )
+
+
+def overall_status(progress: list[Progress]) -> Status | None:
+    """One status for the item: the worst stated status of its progress entries."""
+    order = ["suspended", "behind", "not_started", "in_progress", "planned", "completed", "unknown"]
+    stated = [p.status for p in progress if p.status]
+    if not stated:
+        return None
+    return min(stated, key=order.index)

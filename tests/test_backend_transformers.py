@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 from llmstruct.errors import LlmstructError
 from llmstruct.models import GenerationResult, StructuredBackend, get_backend
 
+from conftest import tiny_random_backend
+
 
 class Task(BaseModel):
     evidence: str = Field(max_length=40, description="原文中的依据")
@@ -68,13 +70,6 @@ def test_compact_schema_options():
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    from llmstruct.models.provision import prepare
-
-    return prepare("qwen2.5-coder-0.5b")
-
-
-@pytest.fixture(scope="module")
 def backend(model_dir):
     return get_backend("transformers", model_dir=model_dir, threads=2, grammar="llguidance")
 
@@ -116,28 +111,7 @@ def test_real_model_truncation_is_reported(backend):
 def test_grammar_holds_on_a_random_model(model_dir, grammar):
     """A 2-layer random Qwen2 with the real tokenizer babbles; the grammar must still
     force schema-valid compact JSON that ends by itself."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    from llmstruct.models.transformers import TransformersBackend
-
-    tok = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    model = Qwen2ForCausalLM(cfg).to(torch.float32)
-    b = TransformersBackend.from_model(model, tok, threads=2, grammar=grammar, model_id="tiny-random")
+    b = tiny_random_backend(model_dir, grammar)
     prompts = [b.chat_prompt(SYSTEM, p) for p in PROMPTS] + [b.chat_prompt("", "随便说点什么")]
     results = b.generate_json(prompts, Tiny, max_new_tokens=200)
     _check_compact_valid(results, Tiny, 4)

@@ -21,51 +21,16 @@ import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from pydantic import BaseModel
 
 from llmstruct.models.base import GenerationResult
 from llmstruct.models.provision import ModelError, force_offline
+from llmstruct.models.schema_json import compact_json_schema
 
 GRAMMARS = ("llguidance", "outlines_core")
 DEFAULT_GRAMMAR = "llguidance"
-
-# llguidance JSON options: no free whitespace, compact separators.
-_LLG_COMPACT = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
-
-
-def compact_json_schema(schema: type[BaseModel] | dict, grammar: str) -> dict:
-    """The JSON schema dict handed to the grammar engine for ``grammar``.
-
-    Every object is closed (``additionalProperties: false``). For llguidance the
-    compact-JSON options are added under ``x-guidance`` (options already set on the
-    model, e.g. via ``json_schema_extra``, win).
-    """
-    d = schema.model_json_schema() if isinstance(schema, type) else json.loads(json.dumps(schema))
-    _close_objects(d)
-    if grammar == "llguidance":
-        d["x-guidance"] = {**_LLG_COMPACT, **d.get("x-guidance", {})}
-    else:
-        d.pop("x-guidance", None)
-    return d
-
-
-def _close_objects(node: Any) -> None:
-    """Set ``additionalProperties: false`` on every object schema that leaves it open.
-
-    Pydantic models allow extra keys unless ``extra="forbid"``; llguidance follows the
-    JSON-schema default and lets the model append extra keys without bound (outlines_core
-    never does), so a babbling model runs to the token cap. Extra keys are never wanted here.
-    """
-    if isinstance(node, dict):
-        if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node:
-            node["additionalProperties"] = False
-        for v in node.values():
-            _close_objects(v)
-    elif isinstance(node, list):
-        for v in node:
-            _close_objects(v)
 
 
 class TransformersBackend:
@@ -216,10 +181,25 @@ class TransformersBackend:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def generate_json(
-        self, prompts: list[str], schema: type[BaseModel], max_new_tokens: int
+        self, prompts: list[str], schema: type[BaseModel] | Sequence[type[BaseModel]], max_new_tokens: int
     ) -> list[GenerationResult]:
-        processor = self._generator(schema).logits_processor
-        return self._generate(prompts, max_new_tokens, processor)
+        if isinstance(schema, type):
+            return self._generate(prompts, max_new_tokens, self._generator(schema).logits_processor)
+        schemas = list(schema)
+        if len(schemas) != len(prompts):
+            raise ValueError("one schema per prompt")
+        if len({id(s) for s in schemas}) == 1:
+            return self._generate(prompts, max_new_tokens, self._generator(schemas[0]).logits_processor)
+        if self.grammar == "llguidance":
+            processors = [self._generator(s).logits_processor for s in schemas]
+            return self._generate(prompts, max_new_tokens, _RowGrammars(processors, self.eos_token_ids))
+        # outlines_core holds one grammar per call: run each schema's prompts as a sub-batch.
+        results: list[GenerationResult | None] = [None] * len(prompts)
+        for s in dict.fromkeys(schemas):
+            rows = [i for i, x in enumerate(schemas) if x is s]
+            for i, r in zip(rows, self.generate_json([prompts[i] for i in rows], s, max_new_tokens)):
+                results[i] = r
+        return results  # type: ignore[return-value]
 
     def generate_text(self, prompts: list[str], max_new_tokens: int) -> list[GenerationResult]:
         return self._generate(prompts, max_new_tokens, None)
@@ -275,3 +255,47 @@ class TransformersBackend:
 
     def __repr__(self) -> str:
         return f"TransformersBackend(model_id={self.model_id!r}, grammar={self.grammar!r}, dtype={self.dtype!r}, threads={self.threads})"
+
+
+class _RowGrammars:
+    """A logits processor with its own llguidance grammar per batch row.
+
+    outlines' processor applies one grammar to every row; items of a report have
+    different output shapes (their list lengths are fixed to what rules found), and
+    batching them together is where CPU throughput comes from.
+    """
+
+    def __init__(self, processors: list[Any], eos_token_ids: list[int]):
+        self.grammars = [p.grammar for p in processors]
+        self.llg_tokenizer = processors[0].llg_tokenizer
+        self.eos_token_ids = eos_token_ids
+        self.reset()
+
+    def reset(self) -> None:
+        self._matchers: list[Any] | None = None
+
+    def __call__(self, input_ids, scores):
+        import llguidance.torch as llt
+        from llguidance import LLMatcher
+
+        if self._matchers is None:
+            self._matchers = [LLMatcher(self.llg_tokenizer, g) for g in self.grammars]
+            self._bitmask = llt.allocate_token_bitmask(len(self.grammars), self.llg_tokenizer.vocab_size)
+        else:
+            last = input_ids[:, -1].tolist()
+            for m, tok in zip(self._matchers, last):
+                if not m.is_stopped() and not m.get_error():
+                    m.consume_token(tok)
+        done = []
+        for i, m in enumerate(self._matchers):
+            if m.is_stopped() or m.get_error():
+                self._bitmask[i].fill_(-1)
+                done.append(i)
+            else:
+                llt.fill_next_token_bitmask(m, self._bitmask, i)
+        llt.apply_token_bitmask_inplace(scores, self._bitmask)
+        for i in done:  # a complete grammar admits only the end of the sequence
+            keep = scores[i, self.eos_token_ids].clone()
+            scores[i].fill_(float("-inf"))
+            scores[i, self.eos_token_ids] = keep
+        return scores
