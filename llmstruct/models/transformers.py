@@ -21,6 +21,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 from pydantic import BaseModel
@@ -67,6 +68,7 @@ class TransformersBackend:
         self.dtype = dtype
         self._lock = threading.Lock()
         self._generators: dict[tuple[str, str], Any] = {}
+        self._llg_backend: Any = None
 
         force_offline()
         try:
@@ -119,6 +121,7 @@ class TransformersBackend:
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self._lock = threading.Lock()
         self._generators = {}
+        self._llg_backend = None
         self._torch = torch
         self._outlines = outlines
         if self.threads > 0:
@@ -150,19 +153,29 @@ class TransformersBackend:
         self.pad_token_id = int(tok.pad_token_id)
 
     def _generator(self, schema: type[BaseModel]):
-        """The outlines generator (holding the compiled grammar) for ``schema``, cached."""
+        """An object whose ``logits_processor`` holds ``schema``'s grammar, cached per schema.
+
+        For llguidance one outlines ``LLGuidanceBackend`` is kept for the model's life:
+        ``outlines.Generator`` builds a new one per schema, converting the whole tokenizer
+        each time (seconds), while the grammar itself compiles in milliseconds.
+        """
         from outlines.types.dsl import JsonSchema
 
         schema_dict = compact_json_schema(schema, self.grammar)
         key = (json.dumps(schema_dict, sort_keys=True), self.grammar)
         gen = self._generators.get(key)
         if gen is None:
-            if self.grammar == "outlines_core":
-                term = JsonSchema(schema_dict, whitespace_pattern="")
-            else:
-                term = JsonSchema(schema_dict)
             try:
-                gen = self._outlines.Generator(self._om, term, backend=self.grammar)
+                if self.grammar == "outlines_core":
+                    term = JsonSchema(schema_dict, whitespace_pattern="")
+                    gen = self._outlines.Generator(self._om, term, backend=self.grammar)
+                else:
+                    if self._llg_backend is None:
+                        from outlines.backends.llguidance import LLGuidanceBackend
+
+                        self._llg_backend = LLGuidanceBackend(self._om)
+                    processor = self._llg_backend.get_json_schema_logits_processor(json.dumps(schema_dict))
+                    gen = SimpleNamespace(logits_processor=processor)
             except Exception as e:
                 raise ModelError(f"cannot build a {self.grammar} grammar for {schema.__name__}: {e}") from e
             self._generators[key] = gen
