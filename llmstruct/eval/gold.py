@@ -146,6 +146,20 @@ def split_reports(text: str) -> list[str]:
     return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)], strict=True)]
 
 
+def doc_bounds(text: str, doc: str, stem: str) -> tuple[int, int] | None:
+    """Offsets ``[start, end)`` of a doc inside its file's text (the whole file, or report k of 004)."""
+    if doc == stem and stem != MULTI_REPORT_STEM:
+        return 0, len(text)
+    match = re.fullmatch(re.escape(stem) + r"-(\d{2})", doc)
+    if stem != MULTI_REPORT_STEM or not match:
+        return None
+    starts = [m.start() for m in _REPORT_HEADER.finditer(text)]
+    k = int(match.group(1))
+    if not 1 <= k <= len(starts):
+        return None
+    return starts[k - 1], (starts[k] if k < len(starts) else len(text))
+
+
 def doc_text(seeds_dir: Path, doc: str, file: str) -> tuple[str | None, str | None]:
     """Return (text of the document, problem) for a doc id and its seed file name."""
     path = seeds_dir / file

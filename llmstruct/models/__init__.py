@@ -1,7 +1,7 @@
 """Model backends and offline model provisioning.
 
-Heavy libraries (torch, transformers, outlines) are imported only when a backend is
-built, so ``import llmstruct.models`` stays cheap.
+Heavy libraries (torch, transformers, outlines, llama_cpp, vllm) are imported only when a
+backend is built, so ``import llmstruct.models`` stays cheap.
 """
 
 from __future__ import annotations
@@ -27,37 +27,69 @@ def get_backend(name: str | None = None, **kw) -> StructuredBackend:
     ``transformers`` takes ``model_dir`` (or ``model``: a preset name, a ``.gguf`` file or a
     transformers folder, prepared offline via :func:`llmstruct.models.provision.prepare`),
     plus ``threads``, ``grammar`` and ``dtype``. With neither, the configured model
-    (``llmstruct.config``) is prepared. ``llamacpp`` and ``vllm`` are not implemented yet.
+    (``llmstruct.config``) is prepared.
+
+    ``llamacpp`` takes ``model`` (a preset name, whose checked ``model.gguf`` is used, or a
+    local ``.gguf`` file) or ``gguf_path``, plus ``threads`` and ``n_ctx``.
+
+    ``vllm`` with ``endpoint`` (or the ``endpoint`` setting) talks to a running ``vllm
+    serve``; ``model`` then picks the served model (a served name, or a preset whose
+    prepared folder is what the server loaded), plus ``concurrency``, ``timeout`` and
+    ``tokenizer``. Without an endpoint it runs ``vllm.LLM`` in this process, which needs
+    the vllm package; ``model`` is prepared as for ``transformers``.
     """
-    from llmstruct.models.provision import ModelError
+    from llmstruct.config import get_settings
+    from llmstruct.models.provision import ModelError, prepare
 
+    settings = get_settings()
     if name is None:
-        from llmstruct.config import get_settings
-
-        name = get_settings().backend
-    key = name.strip().lower().replace("-", "").replace("_", "")
+        name = settings.backend
+    key = name.strip().lower().replace("-", "").replace("_", "").replace(".", "")
+    model = kw.pop("model", None)
+    cache_dir = kw.pop("cache_dir", None)
     if key in ("transformers", "hf"):
-        from llmstruct.models.provision import prepare
         from llmstruct.models.transformers import TransformersBackend
 
         model_dir = kw.pop("model_dir", None)
-        model = kw.pop("model", None)
-        cache_dir = kw.pop("cache_dir", None)
         if model_dir is None:
             model_dir = prepare(model, cache_dir)
-        if "threads" not in kw:
-            from llmstruct.config import get_settings
-
-            kw["threads"] = get_settings().threads
+        kw.setdefault("threads", settings.threads)
         return TransformersBackend(model_dir, **kw)
-    if key in ("llamacpp", "llama.cpp", "llamacpppython"):
-        raise ModelError(
-            "backend 'llamacpp' is not implemented yet (and llama-cpp-python is not installed); "
-            "use backend 'transformers'"
-        )
+    if key in ("llamacpp", "llamacpppython"):
+        from llmstruct.models.llamacpp import LlamaCppBackend
+
+        path = kw.pop("gguf_path", None) or _gguf_for(model or settings.model, cache_dir)
+        kw.setdefault("threads", settings.threads)
+        return LlamaCppBackend(path, **kw)
     if key == "vllm":
-        raise ModelError(
-            "backend 'vllm' is not implemented yet (vllm is not installed and stays out of the "
-            "default dependencies); use backend 'transformers'"
-        )
+        endpoint = kw.pop("endpoint", None) or settings.endpoint
+        if endpoint:
+            from llmstruct.models.vllm import VllmServerBackend
+
+            return VllmServerBackend(endpoint, model, **kw)
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise ModelError(
+                "backend 'vllm' needs an endpoint of a running `vllm serve` (--endpoint URL or "
+                "setting 'endpoint'), or the vllm package in this environment for offline use"
+            )
+        from llmstruct.models.vllm import VllmOfflineBackend
+
+        return VllmOfflineBackend(kw.pop("model_dir", None) or prepare(model, cache_dir), **kw)
     raise ModelError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}")
+
+
+def _gguf_for(model: str, cache_dir=None):
+    """A preset's assembled and checked GGUF, or a local ``.gguf`` file as given."""
+    from pathlib import Path
+
+    from llmstruct.models.provision import PRESETS, ModelError, assemble, gguf_path
+
+    if model in PRESETS:
+        path = gguf_path(model, cache_dir)
+        return path if path.is_file() else assemble(model, cache_dir)
+    path = Path(model).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return path
+    raise ModelError(f"backend 'llamacpp' needs a preset name or a .gguf file, not {model!r}")

@@ -1,0 +1,463 @@
+"""``llmstruct eval``: run the gold suites against every system in one run, and gate on thresholds.
+
+Systems compared in the same run, on the same items and questions:
+
+- extraction: ``rules`` (rules only), ``llmstruct`` (the model pass under a grammar) and
+  ``unconstrained`` (the same model and prompt, plain generation, then JSON parsing);
+- retrieval: the store's ``hybrid``, ``vector`` and ``bm25`` modes, and the BM25 over
+  record passages that answering uses when no store is open;
+- answers: ``llmstruct`` (plan, retrieve, answer under a grammar, verify).
+
+A section runs only when what it needs exists (module, backend, store); otherwise the
+result says ``not run`` with the reason, and no number is made up for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llmstruct import __version__, pipeline
+from llmstruct.eval import gold as gold_mod
+from llmstruct.eval.answers import AnswerRun, score_answers
+from llmstruct.eval.extraction import CallStat, SystemRun, anchor_gold, assign, gold_key, rules_run, score_system
+from llmstruct.eval.gold import GoldItem, GoldQuestion
+from llmstruct.eval.retrieval import run_retrieval
+from llmstruct.formats import read_source
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE_FILE = Path("evals/smoke.yaml")
+THRESHOLDS_FILE = Path("evals/thresholds.yaml")
+NAMED_SUITES = {"extraction": gold_mod.EXTRACTION_FILE, "questions": gold_mod.QUESTIONS_FILE, "smoke": SMOKE_FILE}
+STORE_MODES = ("hybrid", "vector", "bm25")
+
+Log = Callable[[str], None]
+
+
+class SuiteError(ValueError):
+    """A suite argument that names nothing loadable (usage error)."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The gold items and questions one run scores."""
+
+    name: str
+    items: tuple[GoldItem, ...] = ()
+    questions: tuple[GoldQuestion, ...] = ()
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to run: which model, which baselines, where the seeds and the index are."""
+
+    backend: str | None = None
+    model: str | None = None
+    endpoint: str | None = None
+    rules_only: bool = False
+    baselines: bool = True
+    answers: bool = True
+    use_store: bool = True
+    store_path: Path | None = None
+    store_url: str | None = None
+    seeds_dir: Path = ROOT / gold_mod.SEEDS_DIR
+    limit: int | None = None
+
+
+@dataclass
+class Sections:
+    """Which section ran, and why the others did not (reported verbatim)."""
+
+    status: dict[str, str] = field(default_factory=dict)
+
+    def ran(self, name: str, detail: str = "") -> None:
+        self.status[name] = "ran" + (f": {detail}" if detail else "")
+
+    def skip(self, name: str, reason: str) -> None:
+        self.status[name] = f"not run: {reason}"
+
+
+def _resolve(arg: str, root: Path) -> Path:
+    if arg in NAMED_SUITES:
+        return root / NAMED_SUITES[arg]
+    p = Path(arg)
+    return p if p.is_absolute() or p.exists() else root / p
+
+
+def load_suite(args: list[str], root: Path = ROOT) -> Suite:
+    """Gold files or named suites (``extraction``, ``questions``, ``smoke``), merged into one suite.
+
+    A file holding a YAML list is gold (items or questions, told apart by their keys); a
+    file holding a mapping with ``extraction``/``questions`` keys is a subset of the
+    default gold, by gold key (``doc#seq_no`` or ``doc@first 12 characters``) and question id.
+    """
+    if not args:
+        raise SuiteError("no suite given (extraction, questions, smoke or a gold file)")
+    items: dict[str, GoldItem] = {}
+    questions: dict[str, GoldQuestion] = {}
+    for arg in args:
+        path = _resolve(arg, root)
+        if not path.is_file():
+            raise SuiteError(f"suite {arg!r}: no such named suite or file ({path})")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        try:
+            if isinstance(data, list) and data and isinstance(data[0], dict) and "question" in data[0]:
+                questions.update((q.id, q) for q in gold_mod.load_questions(path))
+            elif isinstance(data, list):
+                items.update((gold_key(i), i) for i in gold_mod.load_extraction(path))
+            elif isinstance(data, dict) and set(data) <= {"extraction", "questions"}:
+                _subset(data, root, items, questions, arg)
+            else:
+                raise SuiteError(f"suite {arg!r}: expected a gold list or a subset mapping")
+        except (ValueError, TypeError) as exc:
+            if isinstance(exc, SuiteError):
+                raise
+            raise SuiteError(f"suite {arg!r}: {exc}") from None
+    name = "+".join(a if a in NAMED_SUITES else Path(a).stem for a in args)
+    return Suite(name, tuple(items.values()), tuple(questions.values()))
+
+
+def _subset(data: dict, root: Path, items: dict, questions: dict, arg: str) -> None:
+    all_items = {gold_key(i): i for i in gold_mod.load_extraction(root / gold_mod.EXTRACTION_FILE)}
+    all_qs = {q.id: q for q in gold_mod.load_questions(root / gold_mod.QUESTIONS_FILE)}
+    for key in data.get("extraction") or []:
+        if key not in all_items:
+            raise SuiteError(f"suite {arg!r}: unknown gold item {key!r}")
+        items[key] = all_items[key]
+    for qid in data.get("questions") or []:
+        if qid not in all_qs:
+            raise SuiteError(f"suite {arg!r}: unknown question {qid!r}")
+        questions[qid] = all_qs[qid]
+
+
+def _module(name: str):
+    """The module if it is installed, else None (a missing section dependency, not an error)."""
+    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
+
+
+def _git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dict:
+    """Every number for ``suite``: extraction, retrieval, answers and speed, with section status."""
+    started = time.time()
+    sections = Sections()
+    result: dict[str, Any] = {
+        "meta": {
+            "suite": suite.name,
+            "gold_items": len(suite.items),
+            "questions": len(suite.questions),
+            "llmstruct_version": __version__,
+            "git_commit": _git_commit(ROOT),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
+                     "python": platform.python_version()},
+            "options": {"backend": opts.backend, "model": opts.model, "endpoint": opts.endpoint,
+                        "rules_only": opts.rules_only, "use_store": opts.use_store,
+                        "baselines": opts.baselines, "limit": opts.limit},
+        },
+    }
+    items = list(suite.items)[: opts.limit] if opts.limit else list(suite.items)
+    questions = list(suite.questions)[: opts.limit] if opts.limit else list(suite.questions)
+    files = sorted({opts.seeds_dir / i.file for i in items})
+    # questions are asked of the whole corpus: unanswerable ones must find nothing anywhere
+    corpus = pipeline.expand_paths([opts.seeds_dir])
+    backend_box: dict[str, Any] = {}
+
+    def backend() -> Any:
+        """The model backend, built once on first use; an error string when it cannot be built."""
+        if "b" not in backend_box:
+            try:
+                from llmstruct.config import get_settings
+                from llmstruct.models import get_backend
+
+                settings = get_settings()
+                name = opts.backend or settings.backend
+                kw: dict[str, Any] = {"model": opts.model or settings.model}
+                if name.lower() == "vllm" and (opts.endpoint or settings.endpoint):
+                    kw["endpoint"] = opts.endpoint or settings.endpoint
+                log(f"loading backend {name} {kw['model']}")
+                backend_box["b"] = get_backend(name, **kw)
+            except Exception as exc:  # reported as the reason a section did not run
+                backend_box["b"] = f"backend not available: {type(exc).__name__}: {exc}"
+        return backend_box["b"]
+
+    rules = structured = None
+    if items:
+        log(f"extraction: rules on {len(files)} files")
+        rules, structured = rules_run(files)
+        systems = {"rules": score_system(rules, items)}
+        sections.ran("extraction.rules")
+        if opts.rules_only:
+            sections.skip("extraction.llmstruct", "--rules-only")
+            sections.skip("extraction.unconstrained", "--rules-only")
+        else:
+            systems.update(_model_extraction(items, rules, structured, opts, backend, sections, log))
+        result["extraction"] = systems
+    else:
+        sections.skip("extraction", "suite has no extraction items")
+    if questions:
+        texts = {f.name: read_source(f).text for f in corpus}
+        result["retrieval"], store = _retrieval(questions, corpus, texts, opts, sections, log)
+        if opts.rules_only or not opts.answers:
+            sections.skip("answers", "--rules-only" if opts.rules_only else "--no-answers")
+        else:
+            ans = _answers(questions, corpus, texts, opts, backend, store, sections, log)
+            if ans:
+                result["answers"] = ans
+    else:
+        sections.skip("retrieval", "suite has no questions")
+        sections.skip("answers", "suite has no questions")
+    result["speed"] = speed_summary(result)
+    result["sections"] = sections.status
+    result["meta"]["seconds"] = round(time.time() - started, 2)
+    return result
+
+
+def _model_extraction(items, rules: SystemRun, structured: dict, opts: EvalOptions, backend, sections: Sections,
+                      log: Log) -> dict:
+    llm_pass = _module("llmstruct.llm_pass")
+    if llm_pass is None:
+        for s in ("extraction.llmstruct", "extraction.unconstrained"):
+            sections.skip(s, "module llmstruct.llm_pass missing")
+        return {}
+    b = backend()
+    if isinstance(b, str):
+        for s in ("extraction.llmstruct", "extraction.unconstrained"):
+            sections.skip(s, b)
+        return {}
+    anchors, _ = anchor_gold(items, rules.texts)
+    only: dict[str, set[str]] = {}
+    for a in anchors:
+        it = assign(a, rules.records.get(a.gold.doc))
+        if it is not None:
+            only.setdefault(a.gold.file, set()).add(it.item_id)
+    out = {}
+    variants = [("llmstruct", True)] + ([("unconstrained", False)] if opts.baselines else [])
+    if not opts.baselines:
+        sections.skip("extraction.unconstrained", "--no-baselines")
+    for name, constrained in variants:
+        log(f"extraction: {name} on {sum(map(len, only.values()))} items")
+        try:
+            run = model_run(llm_pass, name, structured, only, b, constrained, rules.texts, log)
+        except Exception as exc:  # the section fails, the run goes on
+            sections.skip(f"extraction.{name}", f"failed: {type(exc).__name__}: {exc}")
+            continue
+        out[name] = score_system(run, items)
+        sections.ran(f"extraction.{name}", f"{len(run.calls)} model calls")
+    return out
+
+
+def model_run(llm_pass, name: str, structured: dict, only: dict[str, set[str]], backend, constrained: bool,
+              texts: dict[str, str], log: Log = lambda _m: None) -> SystemRun:
+    """Label the gold items of each file with the model; no cache, so times are real."""
+    records = {}
+    calls: list[CallStat] = []
+    t0 = time.perf_counter()
+    for file, ids in sorted(only.items()):
+        lr = llm_pass.label_structured(
+            structured[file], backend, constrained=constrained, cache=None, only=ids,
+            on_batch=lambda n, toks, f=file: log(f"  {name} {f}: {n} items, {toks} tokens"))
+        records.update({r.doc_id: r for r in lr.records})
+        for ir in lr.items:
+            if ir.source != "model":  # "rules": nothing to ask; cache/checkpoint are not used here
+                continue
+            calls.append(CallStat(
+                item_id=ir.item_id, seconds=float(ir.seconds), prompt_tokens=int(ir.prompt_tokens),
+                completion_tokens=int(ir.completion_tokens), valid=bool(ir.valid), truncated=bool(ir.truncated),
+                retries=int(getattr(ir, "retries", 0) or 0),
+            ))
+    seconds = time.perf_counter() - t0
+    model_id = getattr(backend, "model_id", "?")
+    title = ("llmstruct 约束解码" if constrained else "unconstrained 无约束") + f" ({model_id})"
+    note = ("labels under the grammar, checked against the text; items rules settle are not sent to the model"
+            if constrained else "same model and prompt, plain generation, JSON cut from the reply and validated; "
+            "invalid outputs are counted, and (as in llmstruct) keep rules-only values")
+    n_items = sum(len(ids) for ids in only.values())
+    return SystemRun(name=name, title=title, records=records, texts=texts, seconds=seconds, items=n_items,
+                     calls=tuple(calls), notes=(note,))
+
+
+def _retrieval(questions, files, texts, opts: EvalOptions, sections: Sections, log: Log) -> tuple[dict, Any]:
+    """Scores per retrieval system, and the store when one could be opened (answers use it too)."""
+    out: dict[str, Any] = {}
+    answering = _module("llmstruct.answering")
+    if answering is not None:
+        log("retrieval: record-passage BM25 (no store)")
+        catalog = answering.load_catalog(files)
+
+        def catalog_search(question: str, k: int):
+            plan = answering.rule_plan(question, (), catalog)
+            return answering.retrieve(plan, catalog, None, k=k)
+
+        out["records_bm25"] = {"title": "record passages BM25 记录段落 (answering, no store)",
+                               **run_retrieval(questions, catalog_search, texts)}
+        sections.ran("retrieval.records_bm25")
+    else:
+        sections.skip("retrieval.records_bm25", "module llmstruct.answering missing")
+    if not opts.use_store:
+        for m in STORE_MODES:
+            sections.skip(f"retrieval.{m}", "--no-store")
+        return out, None
+    store_mod, retrieval_mod = _module("llmstruct.store"), _module("llmstruct.retrieval")
+    if store_mod is None or retrieval_mod is None:
+        missing = "llmstruct.store" if store_mod is None else "llmstruct.retrieval"
+        for m in STORE_MODES:
+            sections.skip(f"retrieval.{m}", f"module {missing} missing")
+        return out, None
+    try:
+        store = open_eval_store(store_mod, files, opts, log)
+    except Exception as exc:  # no index, no store numbers
+        for m in STORE_MODES:
+            sections.skip(f"retrieval.{m}", f"store not available: {type(exc).__name__}: {exc}")
+        return out, None
+    for mode in STORE_MODES:
+        log(f"retrieval: store {mode}")
+        res = run_retrieval(questions, lambda q, k, m=mode: retrieval_mod.search(store, q, k=k, mode=m), texts)
+        if res["errors"] and len(res["errors"]) == res["overall"]["questions"]:
+            sections.skip(f"retrieval.{mode}", f"every query failed: {next(iter(res['errors'].values()))}")
+            continue
+        out[mode] = {"title": f"store {mode}", **res}
+        sections.ran(f"retrieval.{mode}")
+    return out, store
+
+
+def open_eval_store(store_mod, files: list[Path], opts: EvalOptions, log: Log):
+    """The index to search: ``--store``/``--store-url``, else the configured store.
+
+    Corpus files the store does not hold (same name and sha256) are indexed first, as the
+    app does on its first start; indexing is idempotent, so a second run only reads.
+    """
+    store = store_mod.open_store(path=opts.store_path, url=opts.store_url)
+    have = {(d.source_file, d.source_sha256) for d in store.documents()}
+    missing = [f for f in files if (f.name, read_source(f).sha256) not in have]
+    if missing:
+        log(f"retrieval: indexing {len(missing)} corpus files into {store.location} (embeds every chunk once)")
+        report = store.index_paths(missing)
+        if report.errors:
+            raise RuntimeError("; ".join(report.errors[:3]))
+    return store
+
+
+def _answers(questions, files, texts, opts: EvalOptions, backend, store, sections: Sections,
+             log: Log) -> dict | None:
+    """The product's answer path: the store's records and hybrid search when a store is open
+    (as ``llmstruct ask`` does), else records structured in memory with keyword retrieval."""
+    answering = _module("llmstruct.answering")
+    if answering is None:
+        sections.skip("answers", "module llmstruct.answering missing")
+        return None
+    b = backend()
+    if isinstance(b, str):
+        sections.skip("answers", b)
+        return None
+    if store is not None:
+        catalog = answering.catalog_from_store(store, [opts.seeds_dir])
+        how = f"store {getattr(store, 'location', '')} hybrid retrieval"
+    else:
+        catalog = answering.load_catalog(files)
+        how = "no store: BM25 over record passages"
+    asker = answering.Asker(catalog=catalog, backend=b, store=store)
+    answers, secs, errors = {}, {}, {}
+    for n, q in enumerate(questions, start=1):
+        log(f"answers: {n}/{len(questions)} {q.id}")
+        t0 = time.perf_counter()
+        try:
+            answers[q.id] = asker.ask(q.question)
+        except Exception as exc:  # one failing question is reported, the rest still run
+            errors[q.id] = f"{type(exc).__name__}: {exc}"
+        secs[q.id] = time.perf_counter() - t0
+    run = AnswerRun(name="llmstruct", title=f"llmstruct ({getattr(b, 'model_id', '?')})",
+                    answers=answers, seconds=secs, errors=errors, notes=(how,))
+    sections.ran("answers", f"{len(answers)} answered, {len(errors)} failed")
+    return {"llmstruct": score_answers(run, questions, texts)}
+
+
+def speed_summary(result: dict) -> dict:
+    """One table of seconds per unit of work and tokens per second, per system."""
+    rows = {}
+    for name, r in (result.get("extraction") or {}).items():
+        s = r["speed"]
+        rows[f"extraction.{name}"] = {
+            "seconds_per_item": s.get("seconds_per_item_median", s.get("seconds_per_item")),
+            "tokens_per_second": s.get("tokens_per_second"),
+            "items": s.get("calls", s.get("items")),
+        }
+    for name, r in (result.get("retrieval") or {}).items():
+        rows[f"retrieval.{name}"] = {"seconds_per_query": r.get("seconds_per_query_median"),
+                                     "queries": r["overall"]["questions"]}
+    for name, r in (result.get("answers") or {}).items():
+        rows[f"answers.{name}"] = {"seconds_per_question": r["speed"]["seconds_per_question_median"],
+                                   "questions": r["questions"]}
+    return rows
+
+
+# ----------------------------------------------------------------------------- gate
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """One threshold against one measured number."""
+
+    metric: str
+    op: str
+    threshold: float
+    value: float | None
+    ok: bool
+    note: str = ""
+
+
+def metric(result: dict, path: str) -> Any:
+    """A number from the result by dotted path (``extraction.rules.fields.units.f1``)."""
+    node: Any = result
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def load_thresholds(path: Path, suite: str) -> dict:
+    """The block of ``path`` for ``suite``: ``{min: {metric: x}, max: {metric: x}}``."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    block = data.get(suite)
+    if not isinstance(block, dict):
+        raise SuiteError(f"{path}: no thresholds for suite {suite!r} (have: {', '.join(sorted(data)) or 'none'})")
+    return block
+
+
+def check_gate(result: dict, thresholds: dict) -> list[GateCheck]:
+    """Each threshold checked; a metric that was not measured fails, it never passes silently."""
+    checks = []
+    for op in ("min", "max"):
+        for path, limit in sorted((thresholds.get(op) or {}).items()):
+            value = metric(result, path)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                section = ".".join(path.split(".")[:2])
+                why = result.get("sections", {}).get(section) or result.get("sections", {}).get(path.split(".")[0])
+                checks.append(GateCheck(path, op, float(limit), None, False, f"not measured ({why or 'absent'})"))
+                continue
+            ok = value >= limit if op == "min" else value <= limit
+            checks.append(GateCheck(path, op, float(limit), float(value), ok))
+    return checks
+
+
+__all__ = ["EvalOptions", "GateCheck", "Suite", "SuiteError", "check_gate", "load_suite", "load_thresholds",
+           "metric", "run_eval"]

