@@ -81,7 +81,7 @@ _ITEM_NO = re.compile(r"第\s*(\d{1,3})\s*项")
 _INSTRUCTION = re.compile(r"忽略(以上|上述|之前|前面)|无视(以上|上述)|以上要求|请(直接)?回答|回答[:：]|你(必须|应该|要)|"
                           r"ignore (all |the )?(previous|above)", re.I)
 _QUOTED = re.compile(r"[“\"「]([^”\"」]{4,40})[”\"」]")
-_COUNT_CUE = re.compile(r"(几|多少)\s*(项|份|条|个(?:任务|单位|部门|镇|街道|镇街|地区|文件|报告|指标))|有几|共有几")
+_COUNT_CUE = re.compile(r"(几|多少)\s*(项(?!目)|份|条|个(?:任务|单位|部门|镇|街道|镇街|地区|文件|报告|指标))|有几|共有几")
 _LIST_CUE = re.compile(r"哪些(任务|单位|部门|镇|街道|镇街|报告|文件|项)|列出|列举")
 _COMPARE_CUE = re.compile(r"分别|比较|哪个更|哪个最|相差|对比|各是|各有")
 _PERIODS = ("全年", "上半年", "下半年", "一季度", "二季度", "三季度", "四季度", "第一季度", "第二季度", "第三季度", "第四季度")
@@ -641,7 +641,7 @@ def build_prompt(question: str, passages: Sequence[Passage], backend, catalog: C
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _ASKS_NUMBER = re.compile(r"多少|几|百分之|比例|增速|增幅|增长目标|目标是|率")
-_ASKED_UNIT = re.compile(r"多少\s*(亿元|万元|元|万人|人|个|家|项|亩|万亩|座|户|套|辆|公里|吨)")
+_ASKED_UNIT = re.compile(r"多少\s*(亿元|万元|元|万人|人|个|家|项(?!目)|亩|万亩|座|户|套|辆|公里|吨)")
 
 
 def numbers_in(text: str) -> list[str]:
