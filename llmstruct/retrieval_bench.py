@@ -96,7 +96,9 @@ def _seed_rows(store: Any) -> list[tuple[str, dict, str, np.ndarray]]:
 
 def latency(store: Any, queries: list[str], modes: tuple[str, ...] = ("hybrid", "vector", "bm25"),
             filters: dict[str, str] | None = None, k: int = 8) -> dict[str, Any]:
-    """Per-mode latency of ``search`` over ``queries``, each query embedded afresh.
+    """Per-mode latency of ``search`` over ``queries``, each query embedded afresh, plus
+    the query embedding alone and the searches again with the query vector cached (what
+    the store itself costs).
 
     Modes are interleaved per query so that load bursts hit every mode alike.
     """
@@ -118,8 +120,16 @@ def latency(store: Any, queries: list[str], modes: tuple[str, ...] = ("hybrid", 
             t0 = time.perf_counter()
             search(store, q, k=k, mode=mode, filters=filters)
             times[mode].append(time.perf_counter() - t0)
+    warm: dict[str, list[float]] = {m: [] for m in modes if m != "bm25"}
+    for q in queries:  # the same searches with the query vector already in memory
+        for mode in warm:
+            search(store, q, k=k, mode=mode, filters=filters)
+            t0 = time.perf_counter()
+            search(store, q, k=k, mode=mode, filters=filters)
+            warm[mode].append(time.perf_counter() - t0)
     out = {m: _ms(v) for m, v in times.items()}
     out["query_embedding"] = _ms(embed)
+    out.update({f"{m}_without_query_embedding": _ms(v) for m, v in warm.items()})
     return out
 
 
@@ -134,7 +144,7 @@ def retrieval_benchmark(target_chunks: int = 100_000, work_dir: Path | None = No
     """
     from llmstruct.eval.gold import load_questions
     from llmstruct.retrieval import lexical_index
-    from llmstruct.store import MARKER, open_store
+    from llmstruct.store import MARKER, StoreError, open_store
 
     seeds = seeds_dir or get_settings().seeds_dir
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="llmstruct-bench-"))
@@ -150,7 +160,7 @@ def retrieval_benchmark(target_chunks: int = 100_000, work_dir: Path | None = No
         idx = store.index_paths([seeds])
         secs = time.perf_counter() - t0
         if idx.errors:
-            raise RuntimeError("; ".join(idx.errors))
+            raise StoreError("; ".join(idx.errors))
         counts = store.counts()
         report["seed_store"] = {"counts": counts, "seconds": round(secs, 2),
                                 "passages_embedded": idx.passages_embedded,
@@ -200,8 +210,11 @@ def retrieval_benchmark(target_chunks: int = 100_000, work_dir: Path | None = No
         log("latency with a filter (year=2021)")
         report["latency_synthetic_filtered_year"] = latency(syn, questions, modes=("hybrid",), filters={"year": "2021"})
         report["latency_seed_store"] = latency(store, questions)
-        p95 = report["latency_synthetic"]["hybrid"]["p95_ms"]
-        report["target"] = {"hybrid_p95_ms_max": 50, "hybrid_p95_ms": p95, "met": bool(p95 <= 50)}
+        lat = report["latency_synthetic"]
+        p95 = lat["hybrid"]["p95_ms"]
+        report["target"] = {"hybrid_p95_ms_max": 50, "hybrid_p95_ms": p95, "met": bool(p95 <= 50),
+                            "hybrid_p95_ms_without_query_embedding": lat["hybrid_without_query_embedding"]["p95_ms"],
+                            "query_embedding_p95_ms": lat["query_embedding"]["p95_ms"]}
         report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
         store.close()
         syn.close()

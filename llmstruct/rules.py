@@ -103,7 +103,7 @@ def deadlines(nt: NormText, ranges: list[Range]) -> list[Deadline]:
 # Status words that decide a progress entry on their own, strongest first. 已完成 alone is
 # not one of them: "已完成投资3亿元" reports part of a task, not its end.
 _STATUS_CUES: list[tuple[Status, re.Pattern[str]]] = [
-    ("behind", re.compile(r"暂时?低于|低于全[市省国]|进度滞后|滞后于|未达到|未达序时|进展缓慢|进度偏慢")),
+    ("behind", re.compile(r"暂时?低于|低于全[市省国]|进度滞后|进展滞后|滞后于|暂时?落后|落后于|未达到|未达序时|进展缓慢|进度偏慢")),
     ("suspended", re.compile(r"暂缓|搁置|暂停")),
     ("completed", re.compile(r"全面完成|已全部完成|已完成全部|已完成(?:全年|年度)(?:目标)?任务(?!的)|已完成任务的100%|已完工|已竣工(?:验收)?(?:并)?投入使用")),
     ("not_started", re.compile(r"尚未启动|未启动|尚未开工")),

@@ -671,18 +671,21 @@ class Store:
         name = self.embedder.name
         hashes = {rec.doc_id: content_hash(rec, name) for rec, _ in planned}
         existing = self._existing(files)
-        todo = [(rec, text) for rec, text in planned if existing.get(rec.doc_id, {}).get("content_hash") != hashes[rec.doc_id]]
+        todo = [(rec, text) for rec, text in planned
+                if existing.get(rec.doc_id, {}).get("content_hash") != hashes[rec.doc_id]]
         prepared = self._prepare(todo, report, progress)
         with self.write_lock():
             existing = self._existing(files)
             changed = False
-            for rec, _ in planned:
+            for rec, text in planned:
                 old = existing.get(rec.doc_id)
                 if old is not None and old.get("content_hash") == hashes[rec.doc_id]:
                     report.results.append(IndexResult(doc_id=rec.doc_id, source_file=rec.source_file,
                                                       action="unchanged", items=old.get("items", 0),
                                                       chunks=old.get("chunks", 0)))
                     continue
+                if rec.doc_id not in prepared:  # another writer changed it since we looked
+                    prepared.update(self._prepare([(rec, text)], report, progress))
                 chunks, vectors = prepared[rec.doc_id]
                 if old is not None or self._has_rows(rec.doc_id):
                     self._delete_doc(rec.doc_id)

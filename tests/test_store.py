@@ -374,7 +374,6 @@ print(report.results[0].action)
 """
 
 
-@pytest.mark.slow
 def test_two_writers_at_once_do_not_corrupt_the_store(tmp_path, embedder, emb_cache):
     path = tmp_path / "store"
     store = open_store(path, embedder=embedder)
