@@ -105,7 +105,7 @@ def test_instructions_inside_documents_are_data(bulletin):
 
 @pytest.mark.slow
 def test_real_model_labels_items_from_every_seed():
-    """The default Qwen labels a few open items of each seed under the grammar: all valid."""
+    """The default Qwen labels open items of every seed that has any, under the grammar: all valid."""
     from llmstruct.models import get_backend
 
     backend = get_backend("transformers")
@@ -113,9 +113,10 @@ def test_real_model_labels_items_from_every_seed():
     for path in sorted(SEEDS.iterdir()):
         result = structure_file(path)
         items = [i for r in result.records for i in r.items]
-        picked = [j for j in (build_job(result.clean, it, backend.model_id) for it in items) if j.needs_model][:2]
+        picked = [j for j in (build_job(result.clean, it, backend.model_id) for it in items) if j.needs_model][:3]
         jobs += [(result, j) for j in picked]
-    assert len(jobs) >= 8
+    # rules settle the work reports and the task list; the bulletins leave kinds and statuses open
+    assert len(jobs) >= 6
     outs = backend.generate_json([backend.chat_prompt(j.system, j.user) for _, j in jobs],
                                  [j.schema for _, j in jobs], max(j.max_new_tokens for _, j in jobs))
     report = ApplyReport()
