@@ -227,7 +227,12 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
         sections.skip("answers", "suite has no questions")
     result["speed"] = speed_summary(result)
     result["sections"] = sections.status
+    b = backend_box.get("b")
+    if b is not None and not isinstance(b, str):
+        result["meta"]["model_id"] = getattr(b, "model_id", None)
+        result["meta"]["backend"] = getattr(b, "name", None)
     result["meta"]["seconds"] = round(time.time() - started, 2)
+    result["meta"]["host"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     return result
 
 
