@@ -150,14 +150,14 @@ class Engine:
 
 
 def _warm_up(asker: Asker) -> None:
-    """Build the grammar tokenizer and run one forward pass, so the first question does not
-    pay for them."""
-    from llmstruct.answering import _llg_tokenizer
-
+    """Pay the backend's one-off costs (grammar tokenizer, first forward pass) before the
+    first question instead of during it."""
     backend = asker.backend
-    if hasattr(backend, "tokenizer") and getattr(backend, "grammar", "") == "llguidance":
-        _llg_tokenizer(backend.tokenizer)
-    backend.generate_text([backend.chat_prompt("", "你好")], 1)
+    warm = getattr(backend, "warm_up", None)
+    if callable(warm):
+        warm()
+    else:
+        backend.generate_text([backend.chat_prompt("", "你好")], 1)
 
 
 # ----------------------------------------------------------------------------- rendering

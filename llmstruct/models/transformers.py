@@ -22,7 +22,7 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from pydantic import BaseModel
 
@@ -32,6 +32,7 @@ from llmstruct.models.schema_json import compact_json_schema
 
 GRAMMARS = ("llguidance", "outlines_core")
 DEFAULT_GRAMMAR = "llguidance"
+GRAMMAR_CACHE = 64
 
 
 class TransformersBackend:
@@ -153,7 +154,9 @@ class TransformersBackend:
         self.pad_token_id = int(tok.pad_token_id)
 
     def _generator(self, schema: type[BaseModel]):
-        """An object whose ``logits_processor`` holds ``schema``'s grammar, cached per schema.
+        """An object whose ``logits_processor`` holds ``schema``'s grammar, cached per schema
+        (the most recent :data:`GRAMMAR_CACHE` schemas: chat schemas change with every
+        question, labelling schemas repeat).
 
         For llguidance one outlines ``LLGuidanceBackend`` is kept for the model's life:
         ``outlines.Generator`` builds a new one per schema, converting the whole tokenizer
@@ -163,23 +166,30 @@ class TransformersBackend:
 
         schema_dict = compact_json_schema(schema, self.grammar)
         key = (json.dumps(schema_dict, sort_keys=True), self.grammar)
-        gen = self._generators.get(key)
+        gen = self._generators.pop(key, None)
         if gen is None:
             try:
                 if self.grammar == "outlines_core":
                     term = JsonSchema(schema_dict, whitespace_pattern="")
                     gen = self._outlines.Generator(self._om, term, backend=self.grammar)
                 else:
-                    if self._llg_backend is None:
-                        from outlines.backends.llguidance import LLGuidanceBackend
-
-                        self._llg_backend = LLGuidanceBackend(self._om)
-                    processor = self._llg_backend.get_json_schema_logits_processor(json.dumps(schema_dict))
+                    processor = self.llguidance_backend().get_json_schema_logits_processor(json.dumps(schema_dict))
                     gen = SimpleNamespace(logits_processor=processor)
             except Exception as e:
                 raise ModelError(f"cannot build a {self.grammar} grammar for {schema.__name__}: {e}") from e
-            self._generators[key] = gen
+        self._generators[key] = gen  # re-inserted last: dict order is recency order
+        while len(self._generators) > GRAMMAR_CACHE:
+            self._generators.pop(next(iter(self._generators)))
         return gen
+
+    def llguidance_backend(self):
+        """outlines' llguidance backend for this model, built once: it holds the tokenizer
+        converted for llguidance (seconds of work), which every grammar shares."""
+        if self._llg_backend is None:
+            from outlines.backends.llguidance import LLGuidanceBackend
+
+            self._llg_backend = LLGuidanceBackend(self._om)
+        return self._llg_backend
 
     # ------------------------------------------------------------------ interface
 
@@ -216,6 +226,47 @@ class TransformersBackend:
 
     def generate_text(self, prompts: list[str], max_new_tokens: int) -> list[GenerationResult]:
         return self._generate(prompts, max_new_tokens, None)
+
+    def generate_json_stream(self, prompt: str, schema: type[BaseModel], max_new_tokens: int) -> Iterator[str]:
+        """Text pieces of one constrained generation as they are decoded (the chat streams
+        them); same grammar, greedy decoding and lock as :meth:`generate_json`."""
+        from transformers import LogitsProcessorList, TextIteratorStreamer
+
+        torch = self._torch
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+        processor = self._generator(schema).logits_processor
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with self._lock:
+                    if self.threads > 0 and torch.get_num_threads() != self.threads:
+                        torch.set_num_threads(self.threads)
+                    enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+                    processor.reset()
+                    with torch.inference_mode():
+                        self.model.generate(
+                            **enc, max_new_tokens=int(max_new_tokens), do_sample=False,
+                            eos_token_id=self.eos_token_ids, pad_token_id=self.pad_token_id,
+                            logits_processor=LogitsProcessorList([processor]), streamer=streamer,
+                        )
+            except BaseException as e:  # surfaced in the caller's thread
+                failure.append(e)
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        yield from streamer
+        worker.join()
+        if failure:
+            raise failure[0]
+
+    def warm_up(self) -> None:
+        """Convert the tokenizer for the grammar engine and run one forward pass, so the
+        first real request does not pay for them."""
+        if self.grammar == "llguidance":
+            self.llguidance_backend()
+        self.generate_text([self.chat_prompt("", "你好")], 1)
 
     # ------------------------------------------------------------------ core
 
