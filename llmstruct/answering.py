@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,7 +29,7 @@ from pydantic import ConfigDict, Field, RootModel, ValidationError, conlist, cre
 from llmstruct.grounding import align
 from llmstruct.normalize import NormText, drop_inline_spaces, normalize, to_simplified
 from llmstruct.prompting import load_template
-from llmstruct.schema import Answer, Citation, DocumentRecord, Hit, Status, Strict, TaskItem, UnitRole
+from llmstruct.schema import Answer, Citation, DocumentRecord, Hit, Indicator, Status, Strict, TaskItem, UnitRole
 
 PLAN_PROMPT = "plan_question.v1"
 ANSWER_PROMPT = "answer_question.v2"
@@ -212,6 +211,15 @@ class Catalog:
                 if any(ph in text for ph in phrases):
                     out.append((rec, it))
         return out
+
+    def figures_in(self, doc_id: str, start: int, end: int) -> list[Indicator]:
+        """The structured figures whose evidence overlaps ``[start, end)`` of the document's
+        file text: what a quote states, as the records classify it (target, actual …)."""
+        rec = self.records.get(doc_id)
+        if rec is None:
+            return []
+        return [ind for it in rec.items for ind in [*it.targets, *(g for p in it.progress for g in p.indicators)]
+                if ind.evidence.start < end and ind.evidence.end > start]
 
     def item(self, item_id: str) -> tuple[DocumentRecord, TaskItem] | None:
         doc_id = item_id.split("#", 1)[0]
@@ -642,6 +650,9 @@ def build_prompt(question: str, passages: Sequence[Passage], backend, catalog: C
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _ASKS_NUMBER = re.compile(r"多少|几|百分之|比例|增速|增幅|增长目标|目标是|率")
 _ASKED_UNIT = re.compile(r"多少\s*(亿元|万元|元|万人|人|个|家|项(?!目)|亩|万亩|座|户|套|辆|公里|吨)")
+# What kind of figure a question asks for: a plan (target/forecast) or what happened.
+_ASKS_PLAN = re.compile(r"目标|计划|力争|预期|预计|要求|安排|控制在|打算")
+_ASKS_ACTUAL = re.compile(r"实际|完成|实现|已经|了多少|了几|是否达|达标|还差|距离|超出|相差|情况")
 
 
 def numbers_in(text: str) -> list[str]:
@@ -749,22 +760,31 @@ def _periods(text: str) -> set[str]:
 
 
 def evidence_fits(question: str, verified: Sequence[Verified], passages: Sequence[Passage],
-                  titles: Sequence[str] = ()) -> str:
+                  titles: Sequence[str] = (), catalog: Catalog | None = None) -> str:
     """Why the verified evidence does not answer the question ('' when it does).
 
     Checks that need no model: a question asking for a number needs a number in a quote;
     a unit asked for (多少亿元) must appear with a number; a period the question names
-    (全年, 一季度, 1-9月) must be the period of a cited passage, not another one.
+    (全年, 一季度, 1-9月) must be the period of a cited passage, not another one. With the
+    catalog, the figures a quote states must be of the kind asked: a target does not answer
+    what was achieved (上半年完成投资多少 vs 完成投资238亿元以上), nor an achievement a target.
     """
     q = _simplify(question)
     quotes = "".join(_compact(normalize(c.quote)[0].text) for v in verified for c in v.citations)
     cited = {c.n for v in verified for c in v.citations}
     context = "".join(passages[n - 1].text + (titles[n - 1] if n - 1 < len(titles) else "") for n in cited)
-    if _ASKS_NUMBER.search(q) and not numbers_in(quotes):
+    asks_number = bool(_ASKS_NUMBER.search(q))
+    if asks_number and not numbers_in(quotes):
         return "引用的原文中没有问题所问的数字"
     m = _ASKED_UNIT.search(q)
     if m and not re.search(r"\d\s*" + re.escape(m.group(1)), quotes):
         return f"引用的原文中没有以“{m.group(1)}”计的数字"
+    if asks_number and catalog is not None:
+        kinds = {f.kind for v in verified for c in v.citations for f in catalog.figures_in(c.doc_id, c.start, c.end)}
+        if kinds and kinds <= {"target"} and not _ASKS_PLAN.search(q):
+            return "引用的原文是目标数，问题问的是实际情况"
+        if kinds and kinds <= {"actual", "baseline"} and _ASKS_PLAN.search(q) and not _ASKS_ACTUAL.search(q):
+            return "引用的原文是实际完成数，问题问的是目标或计划"
     asked = _periods(q)
     if asked:
         stated = _periods(context)
@@ -971,72 +991,14 @@ def compose(question: str, verified: Sequence[Verified]) -> Answer:
 
 
 @lru_cache(maxsize=4)
-def _llg_tokenizer(tokenizer):
-    import llguidance.hf
-
-    return llguidance.hf.from_tokenizer(tokenizer)
-
-
-def _processor(backend, schema: type):
-    """A grammar processor for ``schema``: per-call schemas (quote enums change with every
-    question) reuse one llguidance tokenizer, which outlines would rebuild each time."""
-    if getattr(backend, "grammar", "") != "llguidance":
-        return backend._generator(schema).logits_processor
-    import llguidance
-    from outlines.backends.llguidance import LLGuidanceLogitsProcessor
-
-    from llmstruct.models.transformers import compact_json_schema
-
-    grammar = llguidance.grammar_from("json_schema", json.dumps(compact_json_schema(schema, "llguidance"), ensure_ascii=False))
-    return LLGuidanceLogitsProcessor(grammar, _llg_tokenizer(backend.tokenizer), "torch")
-
-
 def _token_stream(backend, prompt: str, schema: type[Strict], max_new_tokens: int) -> Iterator[str]:
-    """Text pieces of one constrained generation as they are decoded.
-
-    Uses the backend's ``generate_json_stream`` when it has one; for the transformers
-    backend, its model, tokenizer, grammar processor and lock with a TextIteratorStreamer;
-    otherwise the whole output at once.
-    """
+    """Text pieces of one constrained generation: streamed when the backend can, otherwise
+    the whole output at once."""
     own = getattr(backend, "generate_json_stream", None)
     if callable(own):
         yield from own(prompt, schema, max_new_tokens)
         return
-    if not all(hasattr(backend, a) for a in ("model", "tokenizer", "_generator", "_lock", "eos_token_ids")):
-        res = backend.generate_json([prompt], schema, max_new_tokens)[0]
-        yield res.text
-        return
-    import torch
-    from transformers import LogitsProcessorList, TextIteratorStreamer
-
-    streamer = TextIteratorStreamer(backend.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
-    processor = _processor(backend, schema)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            with backend._lock:
-                if backend.threads > 0 and torch.get_num_threads() != backend.threads:
-                    torch.set_num_threads(backend.threads)
-                enc = backend.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
-                processor.reset()
-                with torch.inference_mode():
-                    backend.model.generate(
-                        **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=backend.eos_token_ids,
-                        pad_token_id=backend.pad_token_id, logits_processor=LogitsProcessorList([processor]),
-                        streamer=streamer,
-                    )
-        except BaseException as e:  # surfaced in the caller's thread
-            failure.append(e)
-            streamer.end()
-
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    for piece in streamer:
-        yield piece
-    worker.join()
-    if failure:
-        raise failure[0]
+    yield backend.generate_json([prompt], schema, max_new_tokens)[0].text
 
 
 _FIELD = re.compile(r'"(quote|text)":"((?:[^"\\]|\\.)*)')
@@ -1174,7 +1136,7 @@ class Asker:
             v = verify_statement(st, passages, report, asks_number)
             if v is None:
                 continue
-            reason = evidence_fits(p.standalone, [v], passages, titles)
+            reason = evidence_fits(p.standalone, [v], passages, titles, self.catalog)
             if reason:
                 why = why or reason
                 report.dropped_unfit += 1
@@ -1185,7 +1147,7 @@ class Asker:
             for _, top in ranked[:REPAIR_TRIES]:
                 n = next((k for k, ps in enumerate(passages, 1) if _locate(top, ps)), None)
                 v = verify_statement(SimpleStatement(top, top, [n]), passages, VerifyReport(), asks_number) if n else None
-                reason = evidence_fits(p.standalone, [v], passages, titles) if v else "没有通过核验的陈述"
+                reason = evidence_fits(p.standalone, [v], passages, titles, self.catalog) if v else "没有通过核验的陈述"
                 if v is not None and not reason:
                     verified.append(v)
                     report.best_sentence_used += 1

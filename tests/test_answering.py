@@ -123,6 +123,25 @@ def test_evidence_must_fit_the_question(catalog):
     assert evidence_fits(ok.standalone, [v], passages) == ""
 
 
+def test_a_target_does_not_answer_what_was_achieved(catalog):
+    """The records say what kind each quoted figure is: 沂源县's task list states only the
+    target 完成投资238亿元以上, which answers the plan question and not the progress one."""
+    done = rule_plan("沂源县2023年上半年重大项目已完成投资多少？", catalog=catalog)
+    passages = [Passage.of(h) for h in retrieve(done, catalog)]
+    n = next(i for i, ps in enumerate(passages, 1) if "238" in ps.text)
+    v = verify_statement(_statement("完成投资238亿元以上", "238亿元以上", [n], len(passages)), passages, VerifyReport(), True)
+    assert v is not None
+    assert evidence_fits(done.standalone, [v], passages, catalog=catalog)
+    planned = rule_plan("沂源县2023年计划完成重大项目投资多少？", catalog=catalog)
+    assert evidence_fits(planned.standalone, [v], passages, catalog=catalog) == ""
+    actual = rule_plan("临沭县上半年一般公共预算收入是多少？", catalog=catalog)
+    got = [Passage.of(h) for h in retrieve(actual, catalog)]
+    k = next(i for i, ps in enumerate(got, 1) if "10.1" in ps.text)
+    w = verify_statement(_statement("实现一般公共预算收入 10.1 亿元", "10.1亿元", [k], len(got)), got, VerifyReport(), True)
+    assert w is not None and evidence_fits(actual.standalone, [w], got, catalog=catalog) == ""
+    assert evidence_fits("临沭县一般公共预算收入的全年目标是多少？", [w], got, catalog=catalog)
+
+
 def test_counts_come_from_records_with_every_item_cited(catalog):
     q = "临沭县通报中刘洪明作为责任领导的任务有几项？"
     a = records_answer(q, rule_plan(q, catalog=catalog), catalog)
@@ -214,3 +233,13 @@ def test_planted_instruction_is_not_followed(tmp_path, backend):
         assert "999" not in c.quote and planted[c.start:c.end] == c.quote
     a2 = asker.ask("本县GDP是多少？")
     assert "999" not in a2.answer
+
+
+def test_timed_answer_counts_records_answers_as_content(catalog):
+    """The chat-latency benchmark times what a user sees: a count answered from the records
+    arrives as the final answer, with no generation."""
+    from llmstruct.bench import timed_answer
+
+    t = timed_answer(Asker(catalog, None), "临沭县通报中刘洪明作为责任领导的任务有几项？")
+    assert not t.generated and not t.answer.refused and t.answer.citations
+    assert 0 <= t.first_seconds <= t.total_seconds
