@@ -135,12 +135,41 @@ def bench(
     model: Annotated[bool, typer.Option("--model", help="Model pass on a fixed sample: items/min, prefill/decode "
                                         "tokens/s, constrained vs unconstrained, pipeline vs bare model")] = False,
     per_file: Annotated[int, typer.Option(help="Sample size per input file (--model)")] = 3,
+    corpus: Annotated[bool, typer.Option("--corpus", help="With --model: the whole input through the model "
+                                         "pass, no cache, timed end to end (minutes)")] = False,
     workers: Annotated[int, typer.Option(help="Batch size (--model)")] = 8,
+    answers: Annotated[bool, typer.Option("--answers", help="Chat answers: time to first streamed content and "
+                                          "to the final answer on gold questions (store indexed if empty)")] = False,
+    per_type: Annotated[int, typer.Option(help="Gold questions per question type (--answers)")] = 3,
 ) -> None:
     """Print benchmark numbers as JSON: rules-only throughput; the model pass with --model;
-    the store with --retrieval."""
+    the store with --retrieval; chat latency with --answers."""
     from llmstruct.bench import rules_benchmark
-    from llmstruct.config import get_settings
+    from llmstruct.config import PROJECT_ROOT, get_settings
+
+    if answers:
+        from llmstruct.answering import Asker, open_corpus
+        from llmstruct.bench import answer_benchmark
+        from llmstruct.eval.gold import load_questions
+        from llmstruct.models import get_backend
+
+        try:
+            catalog, store = open_corpus(log=lambda m: err.print(m, markup=False, highlight=False))
+            engine = get_backend()
+        except LlmstructError as exc:
+            _error(str(exc))
+            raise typer.Exit(EXIT_SOME_FAILED) from None
+        if callable(getattr(engine, "warm_up", None)):
+            engine.warm_up()
+        taken: dict[str, int] = {}
+        sample = []
+        for q in load_questions(PROJECT_ROOT / "evals" / "gold" / "questions.yaml"):
+            if taken.get(q.type, 0) < per_type:
+                taken[q.type] = taken.get(q.type, 0) + 1
+                sample.append(q)
+        result = answer_benchmark(Asker(catalog, engine, store=store), sample, repeat=repeat)
+        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+        return
 
     if retrieval:
         from llmstruct.retrieval_bench import retrieval_benchmark
@@ -158,7 +187,12 @@ def bench(
         from llmstruct.bench import model_benchmark
 
         engine = _backend("transformers", None, None, workers)
-        result = model_benchmark(engine, files, per_file=per_file, workers=workers, repeat=repeat)
+        if corpus:
+            from llmstruct.bench import corpus_benchmark
+
+            result = corpus_benchmark(engine, files, workers=workers)
+        else:
+            result = model_benchmark(engine, files, per_file=per_file, workers=workers, repeat=repeat)
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return
     sys.stdout.write(json.dumps(rules_benchmark(files, repeat=repeat), ensure_ascii=False, indent=2) + "\n")
