@@ -346,12 +346,12 @@ def segment_work_report(nt: NormText, start: int, end: int) -> list[RawItem]:
     """
     items: list[RawItem] = []
     part, l1, l2 = "", "", ""
-    l1_no = l2_no = 0
+    l1_no = 0
     for line in lines(nt, start, end):
         text, body_start = line.text, line.start
         m1, m2, pm = _L1.match(text), _L2.match(text), _PART.match(text)
         if pm:
-            part, l1, l2, l1_no, l2_no = pm.group(1), "", "", 0, 0
+            part, l1, l2, l1_no = pm.group(1), "", "", 0
             rest = text[pm.end():]
             if len(rest) < 20:
                 continue
@@ -359,13 +359,12 @@ def segment_work_report(nt: NormText, start: int, end: int) -> list[RawItem]:
             m1 = m2 = None
         heading, marked = "", False
         if m1 and cn_number(m1.group(1)) in (l1_no + 1, 1):
-            l1_no, l2_no, l2 = cn_number(m1.group(1)) or 0, 0, ""
+            l1_no, l2 = cn_number(m1.group(1)) or 0, ""
             l1, rest = _heading_and_rest(text)
             if not rest:
                 continue
             body_start, text = line.end - len(rest), rest
         elif m2:
-            l2_no = cn_number(m2.group(1)) or 0
             if "。" not in text and len(text) <= 60:
                 l2 = text
                 continue

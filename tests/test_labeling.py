@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from llmstruct.labeling import ApplyReport, apply_labels, build_job, labels_schema, parse_labels
+from llmstruct.labeling import ApplyReport, apply_labels, build_job, parse_labels
 from llmstruct.pipeline import structure_file
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
