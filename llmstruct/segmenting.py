@@ -56,8 +56,12 @@ def detect_layout(nt: NormText, start: int, end: int) -> str:
     text = nt.text[start:end]
     if re.search(r"(?m)^\s*序号\s+.*责任单位", text) and len(re.findall(r"(?m)^\s*\d{1,3}\s*$", text)) >= 3:
         return "table"
-    numbered = len(re.findall(r"(?m)^\s*\d{1,3}\s*[.．、](?!\d)", text))
-    if numbered >= 3:
+    numbered = re.findall(r"(?m)^\s*\d{1,3}\s*[.．、](?!\d).*$", text)
+    if len(numbered) >= 3:
+        return "numbered"
+    # A short bulletin (one or two tasks) still marks its tasks: an assignment clause on a
+    # numbered line, or 进展情况 paragraphs.
+    if numbered and (any(_UNIT_CLAUSE.search(ln) for ln in numbered) or re.search(r"(?m)^\s*进展情况\s*[：:]", text)):
         return "numbered"
     return "work_report"
 

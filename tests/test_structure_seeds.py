@@ -213,3 +213,20 @@ def test_records_reject_unknown_fields(structured):
     data["surprise"] = 1
     with pytest.raises(ValueError):
         DocumentRecord.model_validate(data)
+
+
+def test_a_two_task_bulletin_is_still_a_bulletin(tmp_path):
+    """Staff upload short bulletins too: two numbered tasks with their assignment clauses
+    and 进展情况 are tasks, not work-report paragraphs."""
+    path = tmp_path / "bulletin.txt"
+    path.write_text(
+        "某县2022年重点工作任务进展情况\n\n"
+        "1. 2022年实现地区生产总值增长6%左右。（责任领导：张三；责任单位：县发展和改革局；配合单位：县统计局）\n\n"
+        "进展情况：上半年实现地区生产总值120亿元，同比增长5.2%，增幅暂时低于全市平均水平。\n\n"
+        "2. 新建5G基站100座。（责任领导：李四；责任单位：县工业和信息化局）\n\n"
+        "进展情况：已建成5G基站100座，任务已全部完成。\n", encoding="utf-8")
+    (rec,) = structure_file(path).records
+    assert rec.doc_type == "progress_report" and [i.seq_no for i in rec.items] == [1, 2]
+    first, second = rec.items
+    assert [(u.name, u.role) for u in first.units] == [("县发展和改革局", "responsible"), ("县统计局", "cooperating")]
+    assert [p.status for p in first.progress] == ["behind"] and [p.status for p in second.progress] == ["completed"]
