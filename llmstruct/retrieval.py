@@ -22,6 +22,7 @@ import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +45,7 @@ SIDECAR = "bm25.npz"
 # Largest unfiltered vector query used to serve a filtered one (≈ 20 ms at 100k chunks).
 OVERSAMPLE_CAP = 1000
 _SIDECAR_VERSION = 1
+_QUERY_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llmstruct-query-embed")
 
 # Function words and question words: they carry no topic and only add noise to BM25.
 _STOPWORDS = frozenset(
@@ -419,11 +421,13 @@ def search(store: "Store", query: str, k: int = 8, filters: dict[str, str] | Non
     pool = max(k, candidates) if mode == "hybrid" else k
     vector: list[tuple[str, float]] = []
     lexical: list[tuple[str, float]] = []
-    if mode in ("vector", "hybrid"):
-        qvec = store.embedder.embed_queries([analyze(query)])[0]
-        vector = _vector_hits(store, lex, qvec, pool, clauses, mask)
+    # The query embedding (C code, GIL released) runs on one core while BM25 runs here:
+    # hybrid costs the longer of the two, not their sum.
+    embedding = _QUERY_POOL.submit(store.embedder.embed_queries, [analyze(query)]) if mode != "bm25" else None
     if mode in ("bm25", "hybrid"):
         lexical = [(lex.ids[i], s) for i, s in lex.top(tokenize(query), pool, mask)]
+    if embedding is not None:
+        vector = _vector_hits(store, lex, embedding.result()[0], pool, clauses, mask)
     if mode == "vector":
         ranked = vector
     elif mode == "bm25":
