@@ -116,3 +116,20 @@ def test_grammar_holds_on_a_random_model(model_dir, grammar):
     raw = b.generate_text(prompts[:1], max_new_tokens=20)[0]
     with pytest.raises(Exception):
         Tiny.model_validate_json(raw.text)
+
+
+@pytest.mark.slow
+def test_streaming_with_a_prefilled_prefix_matches_plain_streaming(model_dir):
+    """The chat streams under the grammar with the shared system part prefilled once: the
+    tokens are those of an uncached run, and the second call reuses the cache."""
+    b = tiny_random_backend(model_dir)
+    system = b.chat_prompt(SYSTEM, "§").split("§")[0]  # the chat template up to the user's text
+    prompts = [b.chat_prompt(SYSTEM, p) for p in PROMPTS[:2]]
+    for prompt in prompts:
+        plain = "".join(b.generate_json_stream(prompt, Tiny, 120))
+        cached = "".join(b.generate_json_stream(prompt, Tiny, 120, prefix=system))
+        assert cached == plain
+        Tiny.model_validate_json(cached)
+    assert list(b._prefixes) == [system]
+    with pytest.raises(ValueError):
+        next(b.generate_json_stream(prompts[0], Tiny, 10, prefix="not the start"))

@@ -16,6 +16,7 @@ torch, transformers and outlines are imported only when the backend is built.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -33,6 +34,7 @@ from llmstruct.models.schema_json import compact_json_schema
 GRAMMARS = ("llguidance", "outlines_core")
 DEFAULT_GRAMMAR = "llguidance"
 GRAMMAR_CACHE = 64
+PREFIX_CACHE = 4
 
 
 class TransformersBackend:
@@ -69,6 +71,7 @@ class TransformersBackend:
         self.dtype = dtype
         self._lock = threading.Lock()
         self._generators: dict[tuple[str, str], Any] = {}
+        self._prefixes: dict[str, Any] = {}
         self._llg_backend: Any = None
 
         force_offline()
@@ -122,6 +125,7 @@ class TransformersBackend:
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         self._lock = threading.Lock()
         self._generators = {}
+        self._prefixes = {}
         self._llg_backend = None
         self._torch = torch
         self._outlines = outlines
@@ -227,11 +231,19 @@ class TransformersBackend:
     def generate_text(self, prompts: list[str], max_new_tokens: int) -> list[GenerationResult]:
         return self._generate(prompts, max_new_tokens, None)
 
-    def generate_json_stream(self, prompt: str, schema: type[BaseModel], max_new_tokens: int) -> Iterator[str]:
+    def generate_json_stream(self, prompt: str, schema: type[BaseModel], max_new_tokens: int,
+                             prefix: str = "") -> Iterator[str]:
         """Text pieces of one constrained generation as they are decoded (the chat streams
-        them); same grammar, greedy decoding and lock as :meth:`generate_json`."""
+        them); same grammar, greedy decoding and lock as :meth:`generate_json`.
+
+        ``prefix``: a start of ``prompt`` shared by many calls (system message and fixed
+        instructions). Its key/value cache is computed once and reused, so only the rest of
+        the prompt is prefilled: on CPU, prefill is most of the wait for the first token.
+        """
         from transformers import LogitsProcessorList, TextIteratorStreamer
 
+        if prefix and not prompt.startswith(prefix):
+            raise ValueError("prefix must be the start of prompt")
         torch = self._torch
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
         processor = self._generator(schema).logits_processor
@@ -242,13 +254,18 @@ class TransformersBackend:
                 with self._lock:
                     if self.threads > 0 and torch.get_num_threads() != self.threads:
                         torch.set_num_threads(self.threads)
-                    enc = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+                    rest = self.tokenizer([prompt[len(prefix):]], return_tensors="pt", add_special_tokens=False)["input_ids"]
+                    kwargs: dict[str, Any] = {}
+                    if prefix:
+                        head, cache = self._prefix_cache(prefix)
+                        rest = torch.cat([head, rest], dim=1)
+                        kwargs["past_key_values"] = copy.deepcopy(cache)
                     processor.reset()
                     with torch.inference_mode():
                         self.model.generate(
-                            **enc, max_new_tokens=int(max_new_tokens), do_sample=False,
-                            eos_token_id=self.eos_token_ids, pad_token_id=self.pad_token_id,
-                            logits_processor=LogitsProcessorList([processor]), streamer=streamer,
+                            input_ids=rest, attention_mask=torch.ones_like(rest), max_new_tokens=int(max_new_tokens),
+                            do_sample=False, eos_token_id=self.eos_token_ids, pad_token_id=self.pad_token_id,
+                            logits_processor=LogitsProcessorList([processor]), streamer=streamer, **kwargs,
                         )
             except BaseException as e:  # surfaced in the caller's thread
                 failure.append(e)
@@ -260,6 +277,19 @@ class TransformersBackend:
         worker.join()
         if failure:
             raise failure[0]
+
+    def _prefix_cache(self, prefix: str):
+        """(token ids, key/value cache) of ``prefix``, computed once; the caller holds the lock
+        and deep-copies the cache, since generation extends it in place."""
+        hit = self._prefixes.pop(prefix, None)
+        if hit is None:
+            ids = self.tokenizer([prefix], return_tensors="pt", add_special_tokens=False)["input_ids"]
+            with self._torch.inference_mode():
+                hit = (ids, self.model(input_ids=ids, use_cache=True).past_key_values)
+        self._prefixes[prefix] = hit
+        while len(self._prefixes) > PREFIX_CACHE:
+            self._prefixes.pop(next(iter(self._prefixes)))
+        return hit
 
     def warm_up(self) -> None:
         """Convert the tokenizer for the grammar engine and run one forward pass, so the
