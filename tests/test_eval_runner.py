@@ -141,7 +141,7 @@ def test_answer_scores(questions):
     texts = {p.name: p.read_text(encoding="utf-8") for p in SEEDS.glob("*.txt")}
     f0 = "000_5c1aadecc78db95a.txt"
     q1, q66 = questions["q001"], questions["q066"]
-    good = Answer(question=q1.question, answer="上半年一般公共预算收入10.1亿元。", refused=False,
+    good = Answer(question=q1.question, answer="上半年一般公共预算收入10.1亿元[1]。", refused=False,
                   citations=[_cite(f0, texts[f0], "实现一般公共预算收入 10.1 亿元")])
     invented = Answer(question=q1.question, answer="一般公共预算收入10.1亿元，增长99%。", refused=False,
                       citations=[_cite(f0, texts[f0], "实现一般公共预算收入 10.1 亿元")])
@@ -152,7 +152,7 @@ def test_answer_scores(questions):
     o = r["overall"]
     assert o["key_accuracy"]["rate"] == 1.0 and o["refusal_correct"]["rate"] == 1.0
     assert o["citation_precision"]["rate"] == 1.0 and o["citation_recall"]["rate"] == 1.0
-    assert o["unsupported_numbers"]["hits"] == 0 and o["citations_verified"]["rate"] == 1.0
+    assert o["unsupported_numbers"]["hits"] == 0 and o["citations_verified"]["rate"] == 1.0  # [1] is a mark
     r2 = score_answers(AnswerRun("t", "t", {"q001": invented}), [q1], texts)["overall"]
     assert r2["unsupported_numbers"]["hits"] == 1 and r2["unsupported_numbers"]["total"] == 2
     r3 = score_answers(AnswerRun("t", "t", {"q001": elsewhere}), [q1], texts)["overall"]

@@ -9,6 +9,7 @@ gold support quote in the same file.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from pathlib import Path
 from llmstruct.eval.gold import QUESTION_TYPES, GoldQuestion
 from llmstruct.eval.matching import Rate, find_all, norm, numbers_in, overlap, rnd
 from llmstruct.schema import Answer
+
+_CITE_MARK = re.compile(r"\[\d+\]")
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,9 @@ def _relevant(c, spans: list[tuple[str, list[tuple[int, int]]]]) -> bool:
 
 
 def unsupported_numbers(q: GoldQuestion, a: Answer) -> tuple[int, int]:
-    """(numbers in the answer not in any cited quote nor in the question, numbers in the answer)."""
-    nums = numbers_in(a.answer)
+    """(numbers in the answer not in any cited quote nor in the question, numbers in the answer).
+    Citation marks ([1], [2]) are not numbers of the answer."""
+    nums = numbers_in(_CITE_MARK.sub("", a.answer))
     if not nums:
         return 0, 0
     allowed = set(numbers_in(q.question))
