@@ -32,7 +32,7 @@ from llmstruct.prompting import load_template
 from llmstruct.schema import Answer, Citation, DocumentRecord, Hit, Indicator, Status, Strict, TaskItem, UnitRole
 
 PLAN_PROMPT = "plan_question.v1"
-ANSWER_PROMPT = "answer_question.v2"
+ANSWER_PROMPT = "answer_question.v3"
 REFUSAL = "文档中没有找到能回答这个问题的内容。"
 PASSAGE_CHARS = 220
 MAX_PASSAGES = 5
@@ -631,18 +631,22 @@ def passage_header(hit: Hit, catalog: Catalog | None) -> str:
 
 
 def build_prompt(question: str, passages: Sequence[Passage], backend, catalog: Catalog | None,
-                 max_statements: int, candidates: Sequence[str] = ()) -> str:
+                 max_statements: int, candidates: Sequence[str]) -> tuple[str, str]:
+    """The answer prompt and its question-independent start (system message and rules,
+    which a backend may keep prefilled): the candidate sentences, the only strings the
+    grammar admits as quotes, each with the number and source of its passage."""
     tpl = load_template(ANSWER_PROMPT)
     lines = []
-    for n, p in enumerate(passages, start=1):
-        header = passage_header(p.hit, catalog)
-        lines.append(f"[{n}]（{header}）{p.text}" if header else f"[{n}] {p.text}")
-    options = "\n".join(f"- {c}" for c in candidates) or "（无）"
-    system, user = tpl.render(
-        question=question, passages="\n".join(lines), n=len(passages), candidates=options,
-        numbers="、".join(str(i) for i in range(1, len(passages) + 1)), max_statements=max_statements,
-    )
-    return backend.chat_prompt(system, user)
+    for c in candidates:
+        n = next((k for k, p in enumerate(passages, start=1) if c in p.text), None)
+        if n is None:
+            continue
+        header = passage_header(passages[n - 1].hit, catalog)
+        lines.append(f"- [{n}]（{header}）{c}" if header else f"- [{n}] {c}")
+    system, user = tpl.render(question=question, candidates="\n".join(lines) or "（无）", max_statements=max_statements)
+    prompt = backend.chat_prompt(system, user)
+    cut = prompt.rfind(user)
+    return prompt, (prompt[:cut] if cut > 0 else "")
 
 
 # ----------------------------------------------------------------------------- verification
@@ -990,13 +994,12 @@ def compose(question: str, verified: Sequence[Verified]) -> Answer:
     return Answer(question=question, answer="\n".join(lines), refused=False, citations=cites)
 
 
-@lru_cache(maxsize=4)
-def _token_stream(backend, prompt: str, schema: type[Strict], max_new_tokens: int) -> Iterator[str]:
-    """Text pieces of one constrained generation: streamed when the backend can, otherwise
-    the whole output at once."""
+def _token_stream(backend, prompt: str, schema: type[Strict], max_new_tokens: int, prefix: str = "") -> Iterator[str]:
+    """Text pieces of one constrained generation: streamed when the backend can (reusing
+    the prefilled ``prefix``), otherwise the whole output at once."""
     own = getattr(backend, "generate_json_stream", None)
     if callable(own):
-        yield from own(prompt, schema, max_new_tokens)
+        yield from own(prompt, schema, max_new_tokens, prefix=prefix)
         return
     yield backend.generate_json([prompt], schema, max_new_tokens)[0].text
 
@@ -1090,9 +1093,9 @@ class Asker:
         ranked = ranked_clauses(passages, terms, p.years, contexts, p.standalone, k=2 + 2 * max_statements)
         options = tuple(c for _, c in ranked)
         schema = answer_schema(tuple(range(1, len(passages) + 1)), max_statements, options)
-        prompt = build_prompt(p.standalone, passages, self.backend, self.catalog, max_statements, options)
+        prompt, prefix = build_prompt(p.standalone, passages, self.backend, self.catalog, max_statements, options)
         raw = ""
-        for piece in _token_stream(self.backend, prompt, schema, self.max_new_tokens):
+        for piece in _token_stream(self.backend, prompt, schema, self.max_new_tokens, prefix):
             raw += piece
             draft = _draft(raw)
             if draft:
