@@ -130,6 +130,6 @@ def test_streaming_with_a_prefilled_prefix_matches_plain_streaming(model_dir):
         cached = "".join(b.generate_json_stream(prompt, Tiny, 120, prefix=system))
         assert cached == plain
         Tiny.model_validate_json(cached)
-    assert list(b._prefixes) == [system]
+    assert list(b._prefixes) == [system] and b.prefix_reuses == 2
     with pytest.raises(ValueError):
         next(b.generate_json_stream(prompts[0], Tiny, 10, prefix="not the start"))

@@ -72,6 +72,8 @@ class TransformersBackend:
         self._lock = threading.Lock()
         self._generators: dict[tuple[str, str], Any] = {}
         self._prefixes: dict[str, Any] = {}
+        self.prefix_reuses = 0  # streamed generations that started from a prefilled prefix
+        self._cache_lock = threading.RLock()  # grammar caches; generation has its own lock
         self._llg_backend: Any = None
 
         force_offline()
@@ -126,6 +128,8 @@ class TransformersBackend:
         self._lock = threading.Lock()
         self._generators = {}
         self._prefixes = {}
+        self.prefix_reuses = 0
+        self._cache_lock = threading.RLock()
         self._llg_backend = None
         self._torch = torch
         self._outlines = outlines
@@ -170,30 +174,32 @@ class TransformersBackend:
 
         schema_dict = compact_json_schema(schema, self.grammar)
         key = (json.dumps(schema_dict, sort_keys=True), self.grammar)
-        gen = self._generators.pop(key, None)
-        if gen is None:
-            try:
-                if self.grammar == "outlines_core":
-                    term = JsonSchema(schema_dict, whitespace_pattern="")
-                    gen = self._outlines.Generator(self._om, term, backend=self.grammar)
-                else:
-                    processor = self.llguidance_backend().get_json_schema_logits_processor(json.dumps(schema_dict))
-                    gen = SimpleNamespace(logits_processor=processor)
-            except Exception as e:
-                raise ModelError(f"cannot build a {self.grammar} grammar for {schema.__name__}: {e}") from e
-        self._generators[key] = gen  # re-inserted last: dict order is recency order
-        while len(self._generators) > GRAMMAR_CACHE:
-            self._generators.pop(next(iter(self._generators)))
-        return gen
+        with self._cache_lock:
+            gen = self._generators.pop(key, None)
+            if gen is None:
+                try:
+                    if self.grammar == "outlines_core":
+                        term = JsonSchema(schema_dict, whitespace_pattern="")
+                        gen = self._outlines.Generator(self._om, term, backend=self.grammar)
+                    else:
+                        processor = self.llguidance_backend().get_json_schema_logits_processor(json.dumps(schema_dict))
+                        gen = SimpleNamespace(logits_processor=processor)
+                except Exception as e:
+                    raise ModelError(f"cannot build a {self.grammar} grammar for {schema.__name__}: {e}") from e
+            self._generators[key] = gen  # re-inserted last: dict order is recency order
+            while len(self._generators) > GRAMMAR_CACHE:
+                self._generators.pop(next(iter(self._generators)))
+            return gen
 
     def llguidance_backend(self):
         """outlines' llguidance backend for this model, built once: it holds the tokenizer
         converted for llguidance (seconds of work), which every grammar shares."""
-        if self._llg_backend is None:
-            from outlines.backends.llguidance import LLGuidanceBackend
+        with self._cache_lock:
+            if self._llg_backend is None:
+                from outlines.backends.llguidance import LLGuidanceBackend
 
-            self._llg_backend = LLGuidanceBackend(self._om)
-        return self._llg_backend
+                self._llg_backend = LLGuidanceBackend(self._om)
+            return self._llg_backend
 
     # ------------------------------------------------------------------ interface
 
@@ -254,16 +260,20 @@ class TransformersBackend:
                 with self._lock:
                     if self.threads > 0 and torch.get_num_threads() != self.threads:
                         torch.set_num_threads(self.threads)
-                    rest = self.tokenizer([prompt[len(prefix):]], return_tensors="pt", add_special_tokens=False)["input_ids"]
+                    ids = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)["input_ids"]
                     kwargs: dict[str, Any] = {}
                     if prefix:
                         head, cache = self._prefix_cache(prefix)
-                        rest = torch.cat([head, rest], dim=1)
-                        kwargs["past_key_values"] = copy.deepcopy(cache)
+                        n = head.shape[1]
+                        # reuse only when the prompt's own tokens start with the prefix's
+                        # (the split falls on a token boundary) and something is left to feed
+                        if ids.shape[1] > n and torch.equal(ids[:, :n], head):
+                            kwargs["past_key_values"] = copy.deepcopy(cache)
+                            self.prefix_reuses += 1
                     processor.reset()
                     with torch.inference_mode():
                         self.model.generate(
-                            input_ids=rest, attention_mask=torch.ones_like(rest), max_new_tokens=int(max_new_tokens),
+                            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=int(max_new_tokens),
                             do_sample=False, eos_token_id=self.eos_token_ids, pad_token_id=self.pad_token_id,
                             logits_processor=LogitsProcessorList([processor]), streamer=streamer, **kwargs,
                         )
@@ -285,7 +295,7 @@ class TransformersBackend:
         if hit is None:
             ids = self.tokenizer([prefix], return_tensors="pt", add_special_tokens=False)["input_ids"]
             with self._torch.inference_mode():
-                hit = (ids, self.model(input_ids=ids, use_cache=True).past_key_values)
+                hit = (ids, self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values)
         self._prefixes[prefix] = hit
         while len(self._prefixes) > PREFIX_CACHE:
             self._prefixes.pop(next(iter(self._prefixes)))
