@@ -211,11 +211,9 @@ def timed_answer(asker, question: str, history=(), filters=None) -> TimedAnswer:
 
 
 def _pct(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile, None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))], 3)
+    from llmstruct.loadtest import percentile
+
+    return round(percentile(values, q), 3) if values else None
 
 
 def answer_benchmark(asker, questions, repeat: int = 1) -> dict:

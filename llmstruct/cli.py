@@ -147,6 +147,10 @@ def bench(
     from llmstruct.bench import rules_benchmark
     from llmstruct.config import PROJECT_ROOT, get_settings
 
+    if corpus and not model:
+        _error("--corpus times the model pass: use it with --model")
+        raise typer.Exit(EXIT_USAGE)
+
     if answers:
         from llmstruct.answering import Asker, open_corpus
         from llmstruct.bench import answer_benchmark

@@ -198,6 +198,7 @@ class CachedEmbedder:
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()
         self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
         self._query_cache_size = query_cache_size
         self.passages_embedded = 0
         self.passages_from_cache = 0
@@ -262,19 +263,22 @@ class CachedEmbedder:
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         out = []
         for text in texts:
-            vec = self._queries.get(text)
+            with self._queries_lock:  # chat sessions search from several threads
+                vec = self._queries.get(text)
+                if vec is not None:
+                    self._queries.move_to_end(text)
             if vec is None:
                 vec = _unit_rows(self.inner.embed_queries([text]))[0]
-                self._queries[text] = vec
-                if len(self._queries) > self._query_cache_size:
-                    self._queries.popitem(last=False)
-            else:
-                self._queries.move_to_end(text)
+                with self._queries_lock:
+                    self._queries[text] = vec
+                    while len(self._queries) > self._query_cache_size:
+                        self._queries.popitem(last=False)
             out.append(vec)
         return np.vstack(out) if out else np.zeros((0, self.dim), dtype=np.float32)
 
     def clear_query_cache(self) -> None:
-        self._queries.clear()
+        with self._queries_lock:
+            self._queries.clear()
 
     def close(self) -> None:
         with self._conn_lock:
