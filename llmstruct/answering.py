@@ -32,7 +32,7 @@ from llmstruct.prompting import load_template
 from llmstruct.schema import Answer, Citation, DocumentRecord, Hit, Indicator, Status, Strict, TaskItem, UnitRole
 
 PLAN_PROMPT = "plan_question.v1"
-ANSWER_PROMPT = "answer_question.v3"
+ANSWER_PROMPT = "answer_question.v2"
 REFUSAL = "文档中没有找到能回答这个问题的内容。"
 PASSAGE_CHARS = 220
 MAX_PASSAGES = 5
@@ -631,19 +631,20 @@ def passage_header(hit: Hit, catalog: Catalog | None) -> str:
 
 
 def build_prompt(question: str, passages: Sequence[Passage], backend, catalog: Catalog | None,
-                 max_statements: int, candidates: Sequence[str]) -> tuple[str, str]:
-    """The answer prompt and its question-independent start (system message and rules,
-    which a backend may keep prefilled): the candidate sentences, the only strings the
-    grammar admits as quotes, each with the number and source of its passage."""
+                 max_statements: int, candidates: Sequence[str] = ()) -> tuple[str, str]:
+    """The answer prompt and its question-independent start (the system message), which a
+    backend may keep prefilled. Passages are numbered with their source; the candidate
+    sentences are the only strings the grammar admits as quotes."""
     tpl = load_template(ANSWER_PROMPT)
     lines = []
-    for c in candidates:
-        n = next((k for k, p in enumerate(passages, start=1) if c in p.text), None)
-        if n is None:
-            continue
-        header = passage_header(passages[n - 1].hit, catalog)
-        lines.append(f"- [{n}]（{header}）{c}" if header else f"- [{n}] {c}")
-    system, user = tpl.render(question=question, candidates="\n".join(lines) or "（无）", max_statements=max_statements)
+    for n, p in enumerate(passages, start=1):
+        header = passage_header(p.hit, catalog)
+        lines.append(f"[{n}]（{header}）{p.text}" if header else f"[{n}] {p.text}")
+    options = "\n".join(f"- {c}" for c in candidates) or "（无）"
+    system, user = tpl.render(
+        question=question, passages="\n".join(lines), n=len(passages), candidates=options,
+        numbers="、".join(str(i) for i in range(1, len(passages) + 1)), max_statements=max_statements,
+    )
     prompt = backend.chat_prompt(system, user)
     cut = prompt.rfind(user)
     return prompt, (prompt[:cut] if cut > 0 else "")
