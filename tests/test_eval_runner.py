@@ -140,7 +140,7 @@ def _cite(file: str, text: str, quote: str, n: int = 1) -> Citation:
 def test_answer_scores(questions):
     texts = {p.name: p.read_text(encoding="utf-8") for p in SEEDS.glob("*.txt")}
     f0 = "000_5c1aadecc78db95a.txt"
-    q1, q66 = questions["q001"], questions["q066"]
+    q1, q66 = questions["q001"], questions["q072"]
     good = Answer(question=q1.question, answer="上半年一般公共预算收入10.1亿元[1]。", refused=False,
                   citations=[_cite(f0, texts[f0], "实现一般公共预算收入 10.1 亿元")])
     invented = Answer(question=q1.question, answer="一般公共预算收入10.1亿元，增长99%。", refused=False,
@@ -148,7 +148,7 @@ def test_answer_scores(questions):
     elsewhere = Answer(question=q1.question, answer="10.1亿元", refused=False,
                        citations=[_cite(f0, texts[f0], "朱凤华")])
     refused = Answer(question=q66.question, answer="文档中没有找到能回答这个问题的内容。", refused=True)
-    r = score_answers(AnswerRun("t", "t", {"q001": good, "q066": refused}), [q1, q66], texts)
+    r = score_answers(AnswerRun("t", "t", {"q001": good, "q072": refused}), [q1, q66], texts)
     o = r["overall"]
     assert o["key_accuracy"]["rate"] == 1.0 and o["refusal_correct"]["rate"] == 1.0
     assert o["citation_precision"]["rate"] == 1.0 and o["citation_recall"]["rate"] == 1.0
@@ -158,7 +158,7 @@ def test_answer_scores(questions):
     r3 = score_answers(AnswerRun("t", "t", {"q001": elsewhere}), [q1], texts)["overall"]
     assert r3["citation_precision"]["rate"] == 0.0 and r3["key_accuracy"]["rate"] == 1.0
     wrong_refusal = Answer(question=q1.question, answer="无", refused=True)
-    r4 = score_answers(AnswerRun("t", "t", {"q001": wrong_refusal, "q066": good}), [q1, q66], texts)["overall"]
+    r4 = score_answers(AnswerRun("t", "t", {"q001": wrong_refusal, "q072": good}), [q1, q66], texts)["overall"]
     assert r4["false_refusal"]["rate"] == 1.0 and r4["refused_unanswerable"]["rate"] == 0.0
     assert r4["refusal_correct"]["rate"] == 0.0
 
@@ -174,7 +174,7 @@ def test_retrieval_ranks(questions):
                    text=texts[f0][start:end])
 
     at_two = lambda q, k: [hit(0, 10), hit(pos - 5, pos + 5), hit(pos, pos + 3)]  # noqa: E731
-    r = run_retrieval([q1, questions["q066"]], at_two, texts)
+    r = run_retrieval([q1, questions["q072"]], at_two, texts)
     assert r["overall"]["questions"] == 1
     assert r["ranks"]["q001"] == 2
     assert (r["overall"]["hit@1"], r["overall"]["hit@3"], r["overall"]["mrr"]) == (0.0, 1.0, 0.5)
