@@ -658,6 +658,10 @@ _ASKED_UNIT = re.compile(r"多少\s*(亿元|万元|元|万人|人|个|家|项(?!
 # What kind of figure a question asks for: a plan (target/forecast) or what happened.
 _ASKS_PLAN = re.compile(r"目标|计划|力争|预期|预计|要求|安排|控制在|打算")
 _ASKS_ACTUAL = re.compile(r"实际|完成|实现|已经|了多少|了几|是否达|达标|还差|距离|超出|相差|情况")
+# Words that say how a figure is measured, not what it is about (总额, 增幅, 目标 ...).
+_MEASURE_WORDS = frozenset(
+    "多少 亿元 万元 万人 全年 上半年 一季度 年度 增长 同比 计划 目标 新增 分别 实际 预期 预计 是否 达到 完成 "
+    "实现 情况 进展 总额 总量 总值 百分之几 增幅 增速 比例 收入 多少亿元 各是 相差 还差 距离".split())
 
 
 def numbers_in(text: str) -> list[str]:
@@ -790,6 +794,14 @@ def evidence_fits(question: str, verified: Sequence[Verified], passages: Sequenc
             return "引用的原文是目标数，问题问的是实际情况"
         if kinds and kinds <= {"actual", "baseline"} and _ASKS_PLAN.search(q) and not _ASKS_ACTUAL.search(q):
             return "引用的原文是实际完成数，问题问的是目标或计划"
+        # what the quoted figures are about (their names in the records) must be what is
+        # asked: 进出口总额 is not answered by 社会消费品零售总额; a named item is its own subject
+        names = [_simplify(f.name) for v in verified for c in v.citations
+                 for f in catalog.figures_in(c.doc_id, c.start, c.end) if f.name]
+        subject = [t for t in content_terms(q, catalog) if t not in _GENERIC and t not in _MEASURE_WORDS]
+        if names and subject and not (_ITEM_NO.search(q) or _QUOTED.search(q)) and not any(
+                t in n or n in t for t in subject for n in names if len(n) >= 2):
+            return "引用的数字说的不是问题所问的指标"
     asked = _periods(q)
     if asked:
         stated = _periods(context)

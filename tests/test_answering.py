@@ -265,3 +265,17 @@ def test_the_same_question_twice_is_generated_twice():
     schema = answer_schema((1, 2), 2)
     runs = ["".join(_token_stream(backend, "p", schema, 10, "")) for _ in range(2)]
     assert runs == ['{"refuse":true}'] * 2 and Pieces.calls == 2
+
+
+def test_a_figure_about_something_else_does_not_answer(catalog):
+    """郯城县's report gives no 2022 进出口总额; its 社会消费品零售总额 sentence has a number
+    and the period, but the records name that figure, and it is not what was asked."""
+    p = rule_plan("郯城县2022年进出口总额是多少？", catalog=catalog)
+    passages = [Passage.of(h) for h in retrieve(p, catalog)]
+    n = next(i for i, ps in enumerate(passages, 1) if "142.5" in ps.text)
+    text = passages[n - 1].text
+    v = verify_statement(_statement(text[text.index("社会消费品零售总额"):][:20], "142.5亿元", [n], len(passages)),
+                         passages, VerifyReport(), True)
+    assert v is not None and "142.5" in v.citations[0].quote  # the original, Traditional text
+    assert evidence_fits(p.standalone, [v], passages, catalog=catalog) == "引用的数字说的不是问题所问的指标"
+    assert evidence_fits("郯城县2022年社会消费品零售总额是多少？", [v], passages, catalog=catalog) == ""
