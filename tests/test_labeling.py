@@ -70,7 +70,22 @@ def test_model_kinds_fill_only_open_figures(bulletin):
     item = apply_labels(nt, job, parse_labels(job, _labels(4, kind="baseline")), report)
     kinds = [i.kind for i in item.targets + item.progress[0].indicators]
     assert kinds[:2] == ["target", "target"] and kinds[2:4] == ["forecast", "forecast"]
-    assert kinds.count("baseline") == 4 and report.kinds_from_model == 4
+    # the four open figures were offered "baseline"; it stands only where the clause says so
+    assert report.kinds_from_model + report.kinds_uncorroborated == 4
+    assert kinds.count("baseline") == report.kinds_from_model
+
+
+def test_a_model_label_the_text_does_not_support_leaves_the_default(bulletin):
+    """The model proposes, the text decides: 已完成投资 is part of a task, not its end, and a
+    cue without a 'behind' word does not make an entry behind."""
+    nt = bulletin.clean
+    job = _open_entry(bulletin)
+    k = job.asked_blocks[0]
+    text = job.item.progress[k].text.text
+    report = ApplyReport()
+    labels = parse_labels(job, _labels(len(job.asked_figures), len(job.asked_blocks), status="behind", cue=text[:4]))
+    item = apply_labels(nt, job, labels, report)
+    assert item.progress[k].status == "in_progress" and report.statuses_uncorroborated >= 1
 
 
 def test_a_cue_not_in_the_text_leaves_the_rule_default(bulletin):
@@ -90,10 +105,10 @@ def test_a_grounded_cue_sets_the_status_with_its_span(bulletin):
     k = job.asked_blocks[0]
     text = job.item.progress[k].text.text
     cue = text[:4]
-    labels = parse_labels(job, _labels(len(job.asked_figures), len(job.asked_blocks), status="planned", cue=cue))
+    labels = parse_labels(job, _labels(len(job.asked_figures), len(job.asked_blocks), status="in_progress", cue=cue))
     item = apply_labels(nt, job, labels, ApplyReport())
     span = item.progress[k].status_cue
-    assert item.progress[k].status == "planned"
+    assert item.progress[k].status == "in_progress" and span is not None
     assert bulletin.source.text[span.start:span.end] == span.text
 
 
