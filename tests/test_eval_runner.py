@@ -234,6 +234,8 @@ def test_reports_are_self_contained_and_escaped(rules_result, tmp_path):
     data = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert data["extraction"]["rules"]["fields"]["units"] == rules_result["extraction"]["rules"]["fields"]["units"]
     assert [p.suffix for p in paths] == [".html", ".md", ".json"]
+    dotted = write_reports(rules_result, tmp_path / "extraction-1.5b.html")
+    assert [p.name for p in dotted] == ["extraction-1.5b.html", "extraction-1.5b.md", "extraction-1.5b.json"]
 
 
 def test_cli_gate_exit_codes(tmp_path):

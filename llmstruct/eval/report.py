@@ -335,8 +335,8 @@ def _html_answers(ans: dict) -> list[str]:
 def write_reports(result: dict, html_path: Path, gate: list | None = None) -> list[Path]:
     """``X.html``, ``X.md`` and ``X.json`` side by side; returns the paths written."""
     html_path = Path(html_path)
-    base = html_path.with_suffix("")
-    md_path, json_path = base.with_suffix(".md"), base.with_suffix(".json")
+    stem = html_path.name.removesuffix(".html")  # "extraction-1.5b.html" keeps its ".5b"
+    md_path, json_path = html_path.with_name(stem + ".md"), html_path.with_name(stem + ".json")
     payload = dict(result)
     if gate is not None:
         payload["gate"] = [asdict(g) for g in gate]
