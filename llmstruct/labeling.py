@@ -191,8 +191,7 @@ _STATUS_WORDS: dict[str, re.Pattern[str]] = {
     "not_started": re.compile(r"尚未|未启动|未开工"),
     "planned": re.compile(r"计划|拟|将于|准备"),
     "unknown": re.compile(r"无|没有"),
-    "in_progress": re.compile(r"."),
-}
+}  # in_progress is the rule default itself: it needs no corroboration
 
 
 def apply_labels(nt: NormText, job: LabelJob, labels: Strict | None, report: ApplyReport) -> TaskItem:
@@ -285,7 +284,8 @@ def _grounded_status(nt: NormText, p: Progress, lab: StatusLabel, report: ApplyR
         hit = align(cue, nt, a, b)
         if hit is not None and hit.alignment in ("exact", "normalized"):
             report.cues_grounded += 1
-            if not _STATUS_WORDS[lab.status].search(to_simplified(hit.span.text)):
+            says = _STATUS_WORDS.get(lab.status)
+            if says is not None and not says.search(to_simplified(hit.span.text)):
                 report.statuses_uncorroborated += 1
                 return None, None
             report.statuses_from_model += 1
