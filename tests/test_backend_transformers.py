@@ -133,3 +133,21 @@ def test_streaming_with_a_prefilled_prefix_matches_plain_streaming(model_dir):
     assert list(b._prefixes) == [system] and b.prefix_reuses == 2
     with pytest.raises(ValueError):
         next(b.generate_json_stream(prompts[0], Tiny, 10, prefix="not the start"))
+
+
+class Pick(BaseModel):
+    quote: Literal["上半年，地区生产总值同比增长12.1%。", "全年完成固定资产投资100亿元。"]
+    n: Literal[1, 2]
+
+
+@pytest.mark.slow
+def test_streaming_feeds_forced_tokens_in_one_pass(model_dir):
+    """Keys, separators and the rest of a chosen sentence are forced by the grammar: they
+    go to the model together, so there are fewer forward passes than output tokens, and the
+    output is still the schema's."""
+    b = tiny_random_backend(model_dir)
+    text = "".join(b.generate_json_stream(b.chat_prompt(SYSTEM, "选一句"), Pick, 60))
+    Pick.model_validate_json(text)
+    stats = b.last_stream
+    assert stats["forced_tokens"] > 0
+    assert stats["forward_passes"] < stats["tokens"] - stats["forced_tokens"] + 2
