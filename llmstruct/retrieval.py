@@ -421,13 +421,17 @@ def search(store: "Store", query: str, k: int = 8, filters: dict[str, str] | Non
     pool = max(k, candidates) if mode == "hybrid" else k
     vector: list[tuple[str, float]] = []
     lexical: list[tuple[str, float]] = []
-    # The query embedding (C code, GIL released) runs on one core while BM25 runs here:
-    # hybrid costs the longer of the two, not their sum.
-    embedding = _QUERY_POOL.submit(store.embedder.embed_queries, [analyze(query)]) if mode != "bm25" else None
+    # A one-thread query embedding (C code, GIL released) runs on another core while BM25
+    # runs here: hybrid costs the longer of the two. One that uses every core runs after
+    # BM25 instead, since a third busy thread would stall its OpenMP barriers.
+    embed = mode != "bm25"
+    together = embed and getattr(store.embedder, "query_threads", lambda: 1)() <= 1
+    embedding = _QUERY_POOL.submit(store.embedder.embed_queries, [analyze(query)]) if together else None
     if mode in ("bm25", "hybrid"):
         lexical = [(lex.ids[i], s) for i, s in lex.top(tokenize(query), pool, mask)]
-    if embedding is not None:
-        vector = _vector_hits(store, lex, embedding.result()[0], pool, clauses, mask)
+    if embed:
+        qvec = embedding.result()[0] if embedding is not None else store.embedder.embed_queries([analyze(query)])[0]
+        vector = _vector_hits(store, lex, qvec, pool, clauses, mask)
     if mode == "vector":
         ranked = vector
     elif mode == "bm25":

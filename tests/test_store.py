@@ -174,6 +174,27 @@ def test_e5_embedder_roles_and_disk_cache(emb_cache):
     assert float(first[0] @ para) > float(first[0] @ far)
 
 
+def test_query_embedding_uses_every_core_only_while_they_are_free(monkeypatch):
+    """Both cores while the machine is quiet; one when the load average says the cores are
+    taken, and for a while after a multi-thread query was slow. The vectors do not depend
+    on the thread count."""
+    import llmstruct.embedding as emb
+
+    e5 = E5Embedder(threads=2)
+    monkeypatch.setattr(emb.os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    assert e5.query_threads() == 2
+    fast = e5.embed_queries(["县统计局配合了哪些任务"])
+    monkeypatch.setattr(emb.os, "getloadavg", lambda: (12.0, 12.0, 12.0))
+    assert e5.query_threads() == 1
+    single = e5.embed_queries(["县统计局配合了哪些任务"])
+    assert np.allclose(fast, single, atol=1e-5)
+    monkeypatch.setattr(emb.os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    monkeypatch.setattr(emb, "SLOW_QUERY_S", 0.0)  # every query now counts as slow
+    e5.embed_queries(["哪些任务进展滞后"])
+    assert e5.query_threads() == 1
+    assert E5Embedder(threads=1).query_threads() == 1
+
+
 def test_sentence_transformers_embedder_needs_a_local_folder(tmp_path):
     from llmstruct.embedding import EmbeddingError, SentenceTransformerEmbedder
 
