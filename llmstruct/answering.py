@@ -33,6 +33,8 @@ from llmstruct.schema import Answer, Citation, DocumentRecord, Hit, Indicator, S
 
 PLAN_PROMPT = "plan_question.v1"
 ANSWER_PROMPT = "answer_question.v2"
+PLACES_PROMPT = "answer_places.v1"
+MAX_PLACES = 5
 REFUSAL = "文档中没有找到能回答这个问题的内容。"
 PASSAGE_CHARS = 220
 MAX_PASSAGES = 5
@@ -616,6 +618,42 @@ def answer_schema(numbers: tuple[int, ...], max_statements: int, quotes: tuple[s
     return RootModel[Union[answered, refusal]]  # type: ignore[valid-type]
 
 
+@lru_cache(maxsize=64)
+def places_schema(groups: tuple[tuple[tuple[int, ...], tuple[str, ...]], ...]) -> type[RootModel]:
+    """Output schema for a question about several places: ``{"refuse":true}`` or exactly
+    one statement per place, in order; statement i can quote only place i's sentences and
+    cite only place i's passages (``groups``: (passage numbers, sentences) per place)."""
+    cfg = ConfigDict(extra="forbid", frozen=True)
+    items = tuple(
+        create_model(
+            f"Place{i}_{len(numbers)}",
+            __config__=cfg,
+            quote=(Literal[quotes], ...),  # type: ignore[valid-type]
+            text=(str, Field(max_length=TEXT_CHARS)),
+            cites=(conlist(Literal[numbers], min_length=1, max_length=2), ...),  # type: ignore[valid-type]
+        )
+        for i, (numbers, quotes) in enumerate(groups, start=1)
+    )
+    refusal = create_model("Refusal", __config__=cfg, refuse=(Literal[True], ...))
+    answered = create_model(
+        f"AnsweredPlaces_{len(groups)}",
+        __config__=cfg,
+        refuse=(Literal[False], ...),
+        statements=(tuple[items], ...),  # type: ignore[valid-type]
+    )
+    return RootModel[Union[answered, refusal]]  # type: ignore[valid-type]
+
+
+def place_groups(passages: Sequence[Passage], doc_ids: Sequence[str]) -> list[list[int]]:
+    """Indices of each named document's passages, in the plan's order, when a question
+    names two or more places and at least two of them have passages; else ``[]``."""
+    if len(doc_ids) < 2:
+        return []
+    groups = [[i for i, ps in enumerate(passages) if ps.hit.doc_id == d] for d in dict.fromkeys(doc_ids)]
+    groups = [g for g in groups if g][:MAX_PLACES]
+    return groups if len(groups) >= 2 else []
+
+
 def passage_header(hit: Hit, catalog: Catalog | None) -> str:
     """Where a passage comes from: place, year and report, its section, its item number."""
     parts = []
@@ -631,20 +669,25 @@ def passage_header(hit: Hit, catalog: Catalog | None) -> str:
 
 
 def build_prompt(question: str, passages: Sequence[Passage], backend, catalog: Catalog | None,
-                 max_statements: int, candidates: Sequence[str] = ()) -> tuple[str, str]:
+                 max_statements: int, candidates: Sequence[str] = (),
+                 places: Sequence[tuple[str, Sequence[str]]] = ()) -> tuple[str, str]:
     """The answer prompt and its question-independent start (the system message), which a
     backend may keep prefilled. Passages are numbered with their source; the candidate
-    sentences are the only strings the grammar admits as quotes."""
-    tpl = load_template(ANSWER_PROMPT)
+    sentences are the only strings the grammar admits as quotes. With ``places`` ((label,
+    sentences) per place) the candidates are grouped and one statement per place is asked."""
     lines = []
     for n, p in enumerate(passages, start=1):
         header = passage_header(p.hit, catalog)
         lines.append(f"[{n}]（{header}）{p.text}" if header else f"[{n}] {p.text}")
-    options = "\n".join(f"- {c}" for c in candidates) or "（无）"
-    system, user = tpl.render(
-        question=question, passages="\n".join(lines), n=len(passages), candidates=options,
-        numbers="、".join(str(i) for i in range(1, len(passages) + 1)), max_statements=max_statements,
-    )
+    common = dict(question=question, passages="\n".join(lines), n=len(passages),
+                  numbers="、".join(str(i) for i in range(1, len(passages) + 1)))
+    if places:
+        options = "\n".join(f"{k}. {label}\n" + "\n".join(f"- {c}" for c in cands)
+                             for k, (label, cands) in enumerate(places, start=1))
+        system, user = load_template(PLACES_PROMPT).render(candidates=options, groups=len(places), **common)
+    else:
+        options = "\n".join(f"- {c}" for c in candidates) or "（无）"
+        system, user = load_template(ANSWER_PROMPT).render(candidates=options, max_statements=max_statements, **common)
     prompt = backend.chat_prompt(system, user)
     cut = prompt.rfind(user)
     return prompt, (prompt[:cut] if cut > 0 else "")
@@ -1089,7 +1132,9 @@ class Asker:
                 self.last_passages = []
                 yield StreamEvent("final", answer=direct, seconds=time.perf_counter() - t0)
                 return
-        hits = retrieve(p, self.catalog, self.store, k=MAX_PASSAGES, filters=filters)
+        several = len(p.doc_ids) >= 2  # two passages per named place, within the prompt's budget
+        hits = retrieve(p, self.catalog, self.store, k=min(8, 2 * len(p.doc_ids)) if several else MAX_PASSAGES,
+                        filters=filters)
         passages = [Passage.of(h) for h in hits]
         self.last_passages = hits
         terms = p.keywords or content_terms(p.standalone, self.catalog)
@@ -1103,31 +1148,59 @@ class Asker:
         yield StreamEvent("status", text=f"检索到 {len(passages)} 段相关原文，正在生成回答…", passages=tuple(hits))
         max_statements = 3 if p.intent == "compare" else 2
         contexts = [passage_header(ps.hit, self.catalog) for ps in passages]
-        ranked = ranked_clauses(passages, terms, p.years, contexts, p.standalone, k=2 + 2 * max_statements)
-        options = tuple(c for _, c in ranked)
-        schema = answer_schema(tuple(range(1, len(passages) + 1)), max_statements, options)
-        prompt, prefix = build_prompt(p.standalone, passages, self.backend, self.catalog, max_statements, options)
+        by_place = self._by_place(p, passages, terms, contexts)
+        if by_place:
+            spec = tuple((tuple(i + 1 for i in g), tuple(c for _, c in r)) for g, r in by_place)
+            schema = places_schema(spec)
+            places = [(contexts[g[0]].split("·")[0], quotes) for (g, _), (_, quotes) in zip(by_place, spec)]
+            prompt, prefix = build_prompt(p.standalone, passages, self.backend, self.catalog, len(spec), places=places)
+            ranked = sorted((x for _, r in by_place for x in r), key=lambda x: -x[0])
+            budget = self.max_new_tokens // 2 * len(spec)
+        else:
+            ranked = ranked_clauses(passages, terms, p.years, contexts, p.standalone, k=2 + 2 * max_statements)
+            options = tuple(c for _, c in ranked)
+            schema = answer_schema(tuple(range(1, len(passages) + 1)), max_statements, options)
+            prompt, prefix = build_prompt(p.standalone, passages, self.backend, self.catalog, max_statements, options)
+            budget = self.max_new_tokens
         raw = ""
-        for piece in _token_stream(self.backend, prompt, schema, self.max_new_tokens, prefix):
+        for piece in _token_stream(self.backend, prompt, schema, budget, prefix):
             raw += piece
             draft = _draft(raw)
             if draft:
                 yield StreamEvent("draft", text=draft, passages=tuple(hits), seconds=time.perf_counter() - t0)
         report = VerifyReport()
-        answer = self.verify(question, p, raw, passages, report, schema, ranked)
+        answer = self.verify(question, p, raw, passages, report, schema, ranked,
+                             [r for _, r in by_place])
         self.last_report = report
         yield StreamEvent("final", answer=answer, passages=tuple(hits), seconds=time.perf_counter() - t0,
                           reason=report.refusal_reason if answer.refused else "")
 
+    def _by_place(self, p: Plan, passages: Sequence[Passage], terms: Sequence[str],
+                  contexts: Sequence[str]) -> list[tuple[list[int], list[tuple[float, str]]]]:
+        """For a question about several places: (passage indices, ranked sentences) per place
+        that has sentences, in the plan's order; ``[]`` when fewer than two places do."""
+        out = []
+        groups = place_groups(passages, p.doc_ids)
+        per = 3 if len(groups) <= 3 else 2  # candidates per place: the prompt stays ≈ one place's size
+        for g in groups:
+            ranked = ranked_clauses([passages[i] for i in g], terms, p.years, [contexts[i] for i in g],
+                                    p.standalone, k=per)
+            if ranked:
+                out.append((g, ranked))
+        return out if len(out) >= 2 else []
+
     def verify(self, question: str, p: Plan, raw: str, passages: Sequence[Passage],
                report: VerifyReport | None = None, schema: type[RootModel] | None = None,
-               ranked: Sequence[tuple[float, str]] = ()) -> Answer:
+               ranked: Sequence[tuple[float, str]] = (),
+               per_place: Sequence[Sequence[tuple[float, str]]] = ()) -> Answer:
         """Parse the model output (against the schema it was generated under) and keep only
         what the passages support.
 
         With ``ranked`` (relevance of the offered sentences), a statement quoting a sentence
         far less relevant than the best one is dropped, and an answer left with nothing is
         repaired with the best sentence; the checks of :func:`evidence_fits` then decide.
+        With ``per_place`` (one ranking per place, statement i answering place i) each
+        statement is measured against its own place's best sentence.
         """
         report = report if report is not None else VerifyReport()
         schema = schema or answer_schema(tuple(range(1, len(passages) + 1)), 3 if p.intent == "compare" else 2)
@@ -1142,9 +1215,13 @@ class Asker:
             return _refused(question)
         titles = [self.catalog.docs[ps.hit.doc_id].title if ps.hit.doc_id in self.catalog.docs else ""
                   for ps in passages]
-        relevance = {c: r for r, c in ranked}
-        best = max(relevance.values(), default=0.0)
-        statements = [st for st in out.statements if relevance.get(st.quote, best) >= RELEVANCE_SHARE * best]
+        rankings = list(per_place) if per_place else [ranked] * len(out.statements)
+        statements = []
+        for st, place in zip(out.statements, rankings):
+            relevance = {c: r for r, c in place}
+            best = max(relevance.values(), default=0.0)
+            if relevance.get(st.quote, best) >= RELEVANCE_SHARE * best:
+                statements.append(st)
         report.dropped_irrelevant += len(out.statements) - len(statements)
         verified: list[Verified] = []
         why = ""
@@ -1172,6 +1249,11 @@ class Asker:
         if not verified:
             report.refusal_reason = why or "没有通过核验的陈述"
             return _refused(question)
+        if per_place:  # say which place each line is about
+            for v in verified:
+                doc = self.catalog.docs.get(v.citations[0].doc_id) if v.citations else None
+                if doc and doc.place and not v.text.startswith(doc.place):
+                    v.text = f"{doc.place}：{v.text}"
         return compose(question, verified)
 
 

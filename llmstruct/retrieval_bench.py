@@ -112,8 +112,11 @@ def latency(store: Any, queries: list[str], modes: tuple[str, ...] = ("hybrid", 
             search(store, q, k=k, mode=mode, filters=filters)
     times: dict[str, list[float]] = {m: [] for m in modes}
     embed: list[float] = []
+    threads = getattr(store.embedder, "query_threads", lambda: 1)
+    several = 0  # queries whose embedding ran on more than one thread
     for q in queries:
         clear()
+        several += threads() > 1
         t0 = time.perf_counter()
         store.embedder.embed_queries([q])
         embed.append(time.perf_counter() - t0)
@@ -130,7 +133,7 @@ def latency(store: Any, queries: list[str], modes: tuple[str, ...] = ("hybrid", 
             search(store, q, k=k, mode=mode, filters=filters)
             warm[mode].append(time.perf_counter() - t0)
     out = {m: _ms(v) for m, v in times.items()}
-    out["query_embedding"] = _ms(embed)
+    out["query_embedding"] = {**_ms(embed), "on_several_threads": several}
     inner = getattr(store.embedder, "inner", store.embedder)
     if getattr(inner, "query_threads_max", 1) > 1:  # the same, pinned to one thread, in this run
         cap, inner.query_threads_max = inner.query_threads_max, 1

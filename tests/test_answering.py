@@ -20,6 +20,8 @@ from llmstruct.answering import (
     answer_schema,
     evidence_fits,
     load_catalog,
+    place_groups,
+    places_schema,
     quote_options,
     records_answer,
     retrieve,
@@ -180,6 +182,27 @@ def test_instructions_in_documents_are_data(catalog):
 # ----------------------------------------------------------------------------- real model
 
 
+def test_a_question_about_several_places_gets_one_statement_per_place(catalog):
+    """Statement i may quote only place i's sentences and cite only place i's passages; a
+    refusal stays possible, a missing or extra place is not."""
+    p = rule_plan("沂源县和郯城县2023年的进出口增长目标分别是多少？", catalog=catalog)
+    passages = [Passage.of(h) for h in retrieve(p, catalog, k=4)]
+    groups = place_groups(passages, p.doc_ids)
+    assert len(groups) == 2 and all(passages[g[0]].hit.doc_id == d for g, d in zip(groups, p.doc_ids))
+    assert place_groups(passages, p.doc_ids[:1]) == []
+    schema = places_schema((((1, 2), ("年进出口总额增长2%左右。",)), ((3,), ("力争进出口总额增长10%以上。",))))
+    ok = {"refuse": False, "statements": [
+        {"quote": "年进出口总额增长2%左右。", "text": "增长2%左右", "cites": [1]},
+        {"quote": "力争进出口总额增长10%以上。", "text": "增长10%以上", "cites": [3]}]}
+    assert len(schema.model_validate(ok).root.statements) == 2
+    assert schema.model_validate({"refuse": True}).root.refuse
+    swapped = {"refuse": False, "statements": [ok["statements"][1], ok["statements"][0]]}
+    wrong_cite = {"refuse": False, "statements": [ok["statements"][0], {**ok["statements"][1], "cites": [1]}]}
+    for bad in (swapped, wrong_cite, {"refuse": False, "statements": ok["statements"][:1]}):
+        with pytest.raises(ValidationError):
+            schema.model_validate(bad)
+
+
 @pytest.fixture(scope="module")
 def backend():
     from llmstruct.models import get_backend
@@ -214,6 +237,17 @@ def test_real_model_streams_evidence_first(asker):
             assert ev.text.startswith("「")
     assert kinds[-1] == "final" and "draft" in kinds
     print(f"time to first streamed token: {first:.2f} s")
+
+
+@pytest.mark.slow
+def test_real_model_answers_each_place_of_a_comparison(asker):
+    """Two places, one verified line each, named by place: both targets are in the answer."""
+    a = asker.ask("沂源县和郯城县2023年的进出口增长目标分别是多少？")
+    assert not a.refused, asker.last_report
+    assert "2%左右" in a.answer and "10%以上" in a.answer
+    assert "沂源县：" in a.answer and "郯城县：" in a.answer
+    for c in a.citations:
+        assert _file_text(c.source_file)[c.start:c.end] == c.quote
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ GRAMMARS = ("llguidance", "outlines_core")
 DEFAULT_GRAMMAR = "llguidance"
 GRAMMAR_CACHE = 64
 PREFIX_CACHE = 4
+STREAM_TIMEOUT_S = 300
 
 
 class TransformersBackend:
@@ -262,10 +263,13 @@ class TransformersBackend:
         pieces: queue.Queue = queue.Queue()
         done = object()
         failure: list[BaseException] = []
+        cancel = threading.Event()  # set when the reader stops: the model is free for others at once
 
         def run() -> None:
             try:
                 with self._lock:
+                    if cancel.is_set():
+                        return
                     torch = self._torch
                     if self.threads > 0 and torch.get_num_threads() != self.threads:
                         torch.set_num_threads(self.threads)
@@ -280,11 +284,16 @@ class TransformersBackend:
                             cache, cached = copy.deepcopy(prefilled), n
                             self.prefix_reuses += 1
                     if self.grammar == "llguidance":
-                        steps = self._forced_steps(ids[:, cached:], cache, schema, int(max_new_tokens))
+                        steps = self._forced_steps(ids[:, cached:], cache, schema, int(max_new_tokens), cancel)
                     else:
-                        steps = self._generate_steps(ids, cache, schema, int(max_new_tokens))
-                    for piece in steps:
-                        pieces.put(piece)
+                        steps = self._generate_steps(ids, cache, schema, int(max_new_tokens), cancel)
+                    try:
+                        for piece in steps:
+                            if cancel.is_set():
+                                break
+                            pieces.put(piece)
+                    finally:
+                        steps.close()
             except BaseException as e:  # surfaced in the caller's thread
                 failure.append(e)
             finally:
@@ -292,13 +301,23 @@ class TransformersBackend:
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
-        while (piece := pieces.get(timeout=300)) is not done:
-            yield piece
+        try:
+            while True:
+                try:
+                    piece = pieces.get(timeout=STREAM_TIMEOUT_S)
+                except queue.Empty:
+                    raise ModelError(f"no output from the model for {STREAM_TIMEOUT_S} s") from None
+                if piece is done:
+                    break
+                yield piece
+        finally:
+            cancel.set()
         worker.join()
         if failure:
             raise failure[0]
 
-    def _forced_steps(self, ids, cache, schema: type[BaseModel], max_new_tokens: int) -> Iterator[str]:
+    def _forced_steps(self, ids, cache, schema: type[BaseModel], max_new_tokens: int,
+                      cancel: threading.Event) -> Iterator[str]:
         """Greedy decoding under an llguidance matcher, feeding forced tokens in one pass.
         ``ids``: the prompt tokens not yet in ``cache``. Yields decoded text increments."""
         import llguidance.torch as llt
@@ -309,25 +328,27 @@ class TransformersBackend:
         processor = self._generator(schema).logits_processor
         matcher = LLMatcher(processor.llg_tokenizer, processor.grammar)
         bitmask = llt.allocate_token_bitmask(1, processor.llg_tokenizer.vocab_size)
-        cache = cache if cache is not None else DynamicCache()
+        cache = cache if cache is not None else DynamicCache(config=self.model.config)
         out: list[int] = []
         shown = ""
         feed = ids
         self.last_stream = stats = {"forward_passes": 0, "tokens": 0, "forced_tokens": 0}
         with torch.inference_mode():
-            while len(out) < max_new_tokens:
+            while len(out) < max_new_tokens and not cancel.is_set():
                 logits = self.model(input_ids=feed, **{self._cache_kw: cache}, use_cache=True, logits_to_keep=1).logits[0, -1]
                 stats["forward_passes"] += 1
                 llt.fill_next_token_bitmask(matcher, bitmask, 0)
                 llt.apply_token_bitmask_inplace(logits, bitmask[0])
                 tok = int(torch.argmax(logits))
-                if tok in self.eos_token_ids or not matcher.consume_token(tok):
+                if tok in self.eos_token_ids:
                     break
+                if not matcher.consume_token(tok):
+                    raise ModelError(f"grammar rejected a token it admitted: {matcher.get_error()}")
                 new = [tok]
                 forced = [] if matcher.is_stopped() else matcher.compute_ff_tokens()[: max_new_tokens - len(out) - 1]
                 if forced:
                     if not matcher.consume_tokens(forced):
-                        break
+                        raise ModelError(f"grammar rejected its own forced tokens: {matcher.get_error()}")
                     new += forced
                     stats["forced_tokens"] += len(forced)
                 out += new
@@ -339,14 +360,20 @@ class TransformersBackend:
                     break
                 feed = torch.tensor([new], dtype=torch.long)
         stats["tokens"] = len(out)
+        stats["truncated"] = int(not matcher.is_stopped())
         text = self.tokenizer.decode(out, skip_special_tokens=True)
         if len(text) > len(shown):
             yield text[len(shown):]
 
-    def _generate_steps(self, ids, cache, schema: type[BaseModel], max_new_tokens: int) -> Iterator[str]:
+    def _generate_steps(self, ids, cache, schema: type[BaseModel], max_new_tokens: int,
+                        cancel: threading.Event) -> Iterator[str]:
         """``model.generate`` with the grammar's logits processor, streamed (outlines_core,
         which has no fast-forward). ``ids``: the whole prompt; ``cache`` covers its start."""
-        from transformers import LogitsProcessorList, TextIteratorStreamer
+        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        class Cancelled(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return cancel.is_set()
 
         torch = self._torch
         processor = self._generator(schema).logits_processor
@@ -361,7 +388,8 @@ class TransformersBackend:
                     self.model.generate(
                         input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                         do_sample=False, eos_token_id=self.eos_token_ids, pad_token_id=self.pad_token_id,
-                        logits_processor=LogitsProcessorList([processor]), streamer=streamer, **kwargs,
+                        logits_processor=LogitsProcessorList([processor]), streamer=streamer,
+                        stopping_criteria=StoppingCriteriaList([Cancelled()]), **kwargs,
                     )
             except BaseException as e:
                 failure.append(e)
@@ -369,8 +397,11 @@ class TransformersBackend:
 
         worker = threading.Thread(target=gen, daemon=True)
         worker.start()
-        yield from streamer
-        worker.join()
+        try:
+            yield from streamer
+        finally:  # closed early: stop generating before the caller releases the lock
+            cancel.set()
+            worker.join()
         if failure:
             raise failure[0]
 
@@ -394,7 +425,7 @@ class TransformersBackend:
         token tables for string contents at the first mask that admits text (1.6 s here)."""
         if self.grammar == "llguidance":
             self.llguidance_backend()
-        for _ in self.generate_json_stream(self.chat_prompt("", "你好"), _WarmUp, 4):
+        for _ in self.generate_json_stream(self.chat_prompt("", "你好"), _WarmUp, 12):
             pass
 
     # ------------------------------------------------------------------ core
