@@ -34,7 +34,9 @@ from llmstruct.schema import Answer, Citation, DocumentRecord, Hit, Indicator, S
 PLAN_PROMPT = "plan_question.v1"
 ANSWER_PROMPT = "answer_question.v2"
 PLACES_PROMPT = "answer_places.v1"
+PARTS_PROMPT = "answer_parts.v1"
 MAX_PLACES = 5
+MAX_PARTS = 3
 REFUSAL = "文档中没有找到能回答这个问题的内容。"
 PASSAGE_CHARS = 220
 MAX_PASSAGES = 5
@@ -644,6 +646,19 @@ def places_schema(groups: tuple[tuple[tuple[int, ...], tuple[str, ...]], ...]) -
     return RootModel[Union[answered, refusal]]  # type: ignore[valid-type]
 
 
+def question_parts(question: str, catalog: Catalog | None = None) -> list[str]:
+    """The sub-questions of a question asked in parts (``……完成多少？2023年的目标是多少？``);
+    ``[]`` for a single question. A later part is led by the first part's subject (its
+    content words without years or measure words such as 目标, 实际), so 2023年的目标是多少
+    asks about the same thing but not about the first part's year or kind of figure."""
+    parts = [x.strip() for x in re.split(r"[？?]", question) if len(x.strip()) >= 3]
+    if not 2 <= len(parts) <= MAX_PARTS:
+        return []
+    subject = "".join(t for t in content_terms(parts[0], catalog)
+                      if t not in _MEASURE_WORDS and not re.fullmatch(r"[\d\-]+[年月]?", t))
+    return [parts[0] + "？"] + [f"{subject}，{x}？" if subject else f"{x}？" for x in parts[1:]]
+
+
 def place_groups(passages: Sequence[Passage], doc_ids: Sequence[str]) -> list[list[int]]:
     """Indices of each named document's passages, in the plan's order, when a question
     names two or more places and at least two of them have passages; else ``[]``."""
@@ -670,11 +685,12 @@ def passage_header(hit: Hit, catalog: Catalog | None) -> str:
 
 def build_prompt(question: str, passages: Sequence[Passage], backend, catalog: Catalog | None,
                  max_statements: int, candidates: Sequence[str] = (),
-                 places: Sequence[tuple[str, Sequence[str]]] = ()) -> tuple[str, str]:
+                 places: Sequence[tuple[str, Sequence[str]]] = (), template: str = PLACES_PROMPT) -> tuple[str, str]:
     """The answer prompt and its question-independent start (the system message), which a
     backend may keep prefilled. Passages are numbered with their source; the candidate
     sentences are the only strings the grammar admits as quotes. With ``places`` ((label,
-    sentences) per place) the candidates are grouped and one statement per place is asked."""
+    sentences) per place, or per part of the question with ``template=PARTS_PROMPT``) the
+    candidates are grouped and one statement per group is asked."""
     lines = []
     for n, p in enumerate(passages, start=1):
         header = passage_header(p.hit, catalog)
@@ -684,7 +700,7 @@ def build_prompt(question: str, passages: Sequence[Passage], backend, catalog: C
     if places:
         options = "\n".join(f"{k}. {label}\n" + "\n".join(f"- {c}" for c in cands)
                              for k, (label, cands) in enumerate(places, start=1))
-        system, user = load_template(PLACES_PROMPT).render(candidates=options, groups=len(places), **common)
+        system, user = load_template(template).render(candidates=options, groups=len(places), **common)
     else:
         options = "\n".join(f"- {c}" for c in candidates) or "（无）"
         system, user = load_template(ANSWER_PROMPT).render(candidates=options, max_statements=max_statements, **common)
@@ -737,6 +753,41 @@ class Verified:
     text: str
     citations: list[Citation]
     repaired: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AnswerGroup:
+    """What statement i of a grouped answer answers: a place of a comparison or a part of
+    the question. ``passages``: indices it may cite; ``ranked``: its candidate sentences;
+    ``question``: what its evidence must fit; ``label``: its heading in the prompt;
+    ``line_prefix``: put before its verified line (a comparison's place name)."""
+
+    passages: list[int]
+    ranked: list[tuple[float, str]]
+    question: str
+    label: str
+    line_prefix: str = ""
+
+
+def _part_plan(p: Plan, part: str) -> Plan:
+    """The plan for one part: its own text, keywords and years (the whole question's years
+    when the part names none)."""
+    years = re.findall(r"((?:19|20)\d{2})年", part)
+    return p.model_copy(update={"standalone": part, "keywords": [], "years": list(dict.fromkeys(years)) or p.years})
+
+
+def _merge_hits(groups: Sequence[Sequence[Hit]], limit: int) -> list[Hit]:
+    """Hits of several retrievals, round-robin so each keeps its best, without repeats."""
+    out: list[Hit] = []
+    seen: set[tuple[str, int, int]] = set()
+    for rank in range(max((len(g) for g in groups), default=0)):
+        for g in groups:
+            if rank < len(g):
+                key = (g[rank].source_file, g[rank].start, g[rank].end)
+                if key not in seen and len(out) < limit:
+                    seen.add(key)
+                    out.append(g[rank])
+    return out
 
 
 @dataclass
@@ -1133,8 +1184,13 @@ class Asker:
                 yield StreamEvent("final", answer=direct, seconds=time.perf_counter() - t0)
                 return
         several = len(p.doc_ids) >= 2  # two passages per named place, within the prompt's budget
-        hits = retrieve(p, self.catalog, self.store, k=min(8, 2 * len(p.doc_ids)) if several else MAX_PASSAGES,
-                        filters=filters)
+        parts = [] if several else question_parts(p.standalone, self.catalog)
+        if parts:  # each part retrieves for itself; the passages are pooled
+            hits = _merge_hits([retrieve(_part_plan(p, q), self.catalog, self.store, k=3, filters=filters)
+                                for q in parts], MAX_PASSAGES + 1)
+        else:
+            hits = retrieve(p, self.catalog, self.store, k=min(8, 2 * len(p.doc_ids)) if several else MAX_PASSAGES,
+                            filters=filters)
         passages = [Passage.of(h) for h in hits]
         self.last_passages = hits
         terms = p.keywords or content_terms(p.standalone, self.catalog)
@@ -1148,13 +1204,14 @@ class Asker:
         yield StreamEvent("status", text=f"检索到 {len(passages)} 段相关原文，正在生成回答…", passages=tuple(hits))
         max_statements = 3 if p.intent == "compare" else 2
         contexts = [passage_header(ps.hit, self.catalog) for ps in passages]
-        by_place = self._by_place(p, passages, terms, contexts)
-        if by_place:
-            spec = tuple((tuple(i + 1 for i in g), tuple(c for _, c in r)) for g, r in by_place)
+        groups = self._by_part(p, parts, passages, contexts) if parts else self._by_place(p, passages, terms, contexts)
+        if groups:
+            spec = tuple((tuple(i + 1 for i in g.passages), tuple(c for _, c in g.ranked)) for g in groups)
             schema = places_schema(spec)
-            places = [(contexts[g[0]].split("·")[0], quotes) for (g, _), (_, quotes) in zip(by_place, spec)]
-            prompt, prefix = build_prompt(p.standalone, passages, self.backend, self.catalog, len(spec), places=places)
-            ranked = sorted((x for _, r in by_place for x in r), key=lambda x: -x[0])
+            prompt, prefix = build_prompt(p.standalone, passages, self.backend, self.catalog, len(spec),
+                                          places=[(g.label, quotes) for g, (_, quotes) in zip(groups, spec)],
+                                          template=PARTS_PROMPT if parts else PLACES_PROMPT)
+            ranked = sorted((x for g in groups for x in g.ranked), key=lambda x: -x[0])
             budget = self.max_new_tokens // 2 * len(spec)
         else:
             ranked = ranked_clauses(passages, terms, p.years, contexts, p.standalone, k=2 + 2 * max_statements)
@@ -1169,16 +1226,15 @@ class Asker:
             if draft:
                 yield StreamEvent("draft", text=draft, passages=tuple(hits), seconds=time.perf_counter() - t0)
         report = VerifyReport()
-        answer = self.verify(question, p, raw, passages, report, schema, ranked,
-                             [r for _, r in by_place])
+        answer = self.verify(question, p, raw, passages, report, schema, ranked, groups)
         self.last_report = report
         yield StreamEvent("final", answer=answer, passages=tuple(hits), seconds=time.perf_counter() - t0,
                           reason=report.refusal_reason if answer.refused else "")
 
     def _by_place(self, p: Plan, passages: Sequence[Passage], terms: Sequence[str],
-                  contexts: Sequence[str]) -> list[tuple[list[int], list[tuple[float, str]]]]:
-        """For a question about several places: (passage indices, ranked sentences) per place
-        that has sentences, in the plan's order; ``[]`` when fewer than two places do."""
+                  contexts: Sequence[str]) -> list[AnswerGroup]:
+        """For a question about several places: one group per place that has sentences, in
+        the plan's order; ``[]`` when fewer than two places do."""
         out = []
         groups = place_groups(passages, p.doc_ids)
         per = 3 if len(groups) <= 3 else 2  # candidates per place: the prompt stays ≈ one place's size
@@ -1186,21 +1242,38 @@ class Asker:
             ranked = ranked_clauses([passages[i] for i in g], terms, p.years, [contexts[i] for i in g],
                                     p.standalone, k=per)
             if ranked:
-                out.append((g, ranked))
+                doc = self.catalog.docs.get(passages[g[0]].hit.doc_id)
+                out.append(AnswerGroup(g, ranked, p.standalone, contexts[g[0]].split("·")[0],
+                                       doc.place if doc else ""))
         return out if len(out) >= 2 else []
+
+    def _by_part(self, p: Plan, parts: Sequence[str], passages: Sequence[Passage],
+                 contexts: Sequence[str]) -> list[AnswerGroup]:
+        """For a question in parts: one group per part, its sentences ranked for that part
+        over all the pooled passages; ``[]`` unless every part has sentences."""
+        every = list(range(len(passages)))
+        out = []
+        for q in parts:
+            sub = _part_plan(p, q)
+            ranked = ranked_clauses(passages, content_terms(q, self.catalog), sub.years, contexts, q, k=3)
+            if not ranked:
+                return []
+            out.append(AnswerGroup(every, ranked, q, q))
+        return out
 
     def verify(self, question: str, p: Plan, raw: str, passages: Sequence[Passage],
                report: VerifyReport | None = None, schema: type[RootModel] | None = None,
                ranked: Sequence[tuple[float, str]] = (),
-               per_place: Sequence[Sequence[tuple[float, str]]] = ()) -> Answer:
+               groups: Sequence["AnswerGroup"] = ()) -> Answer:
         """Parse the model output (against the schema it was generated under) and keep only
         what the passages support.
 
         With ``ranked`` (relevance of the offered sentences), a statement quoting a sentence
         far less relevant than the best one is dropped, and an answer left with nothing is
         repaired with the best sentence; the checks of :func:`evidence_fits` then decide.
-        With ``per_place`` (one ranking per place, statement i answering place i) each
-        statement is measured against its own place's best sentence.
+        With ``groups`` (statement i answering group i: a place, or a part of the question)
+        each statement is measured against its own group's best sentence and checked against
+        its group's question.
         """
         report = report if report is not None else VerifyReport()
         schema = schema or answer_schema(tuple(range(1, len(passages) + 1)), 3 if p.intent == "compare" else 2)
@@ -1215,45 +1288,74 @@ class Asker:
             return _refused(question)
         titles = [self.catalog.docs[ps.hit.doc_id].title if ps.hit.doc_id in self.catalog.docs else ""
                   for ps in passages]
-        rankings = list(per_place) if per_place else [ranked] * len(out.statements)
-        statements = []
-        for st, place in zip(out.statements, rankings):
-            relevance = {c: r for r, c in place}
-            best = max(relevance.values(), default=0.0)
-            if relevance.get(st.quote, best) >= RELEVANCE_SHARE * best:
-                statements.append(st)
-        report.dropped_irrelevant += len(out.statements) - len(statements)
+        def check(st, g: AnswerGroup, rep: VerifyReport, needs_number: bool) -> tuple[Verified | None, str]:
+            v = verify_statement(st, passages, rep, needs_number)
+            if v is None:
+                return None, "没有通过核验的陈述"
+            reason = evidence_fits(g.question, [v], passages, titles, self.catalog)
+            if reason:
+                return None, reason
+            if g.line_prefix and not v.text.startswith(g.line_prefix):  # say which place a line is about
+                v.text = f"{g.line_prefix}：{v.text}"
+            return v, ""
+
+        def repair(g: AnswerGroup, needs_number: bool, used: set[str]) -> tuple[Verified | None, str]:
+            """The group's best-ranked sentences, as code-made statements, until one passes."""
+            why = ""
+            for _, top in [x for x in g.ranked if x[1] not in used][:REPAIR_TRIES]:
+                n = next((k for k, ps in enumerate(passages, 1) if _locate(top, ps)), None)
+                v, reason = check(SimpleStatement(top, top, [n]), g, VerifyReport(), needs_number) if n else (None, "")
+                if v is not None:
+                    report.best_sentence_used += 1
+                    used.add(top)
+                    return v, ""
+                why = why or reason
+            return None, why
+
         verified: list[Verified] = []
         why = ""
-        for st in statements:
-            v = verify_statement(st, passages, report, asks_number)
-            if v is None:
-                continue
-            reason = evidence_fits(p.standalone, [v], passages, titles, self.catalog)
-            if reason:
-                why = why or reason
-                report.dropped_unfit += 1
-            else:
-                verified.append(v)
-        if not verified:
-            # the model answered, but with evidence that fails: try the best-ranked sentences
-            for _, top in ranked[:REPAIR_TRIES]:
-                n = next((k for k, ps in enumerate(passages, 1) if _locate(top, ps)), None)
-                v = verify_statement(SimpleStatement(top, top, [n]), passages, VerifyReport(), asks_number) if n else None
-                reason = evidence_fits(p.standalone, [v], passages, titles, self.catalog) if v else "没有通过核验的陈述"
-                if v is not None and not reason:
+        if groups:  # statement i answers group i; a group whose statement fails gets its best sentence
+            used: set[str] = set()
+            for st, g in zip(out.statements, groups):
+                needs_number = bool(_ASKS_NUMBER.search(_simplify(g.question)))
+                relevance = {c: r for r, c in g.ranked}
+                best = max(relevance.values(), default=0.0)
+                v, reason = None, ""
+                if st.quote in used or relevance.get(st.quote, best) < RELEVANCE_SHARE * best:
+                    report.dropped_irrelevant += 1
+                else:
+                    v, reason = check(st, g, report, needs_number)
+                    if v is None and reason != "没有通过核验的陈述":
+                        report.dropped_unfit += 1
+                    if v is not None:
+                        used.add(st.quote)
+                if v is None:
+                    v, again = repair(g, needs_number, used)
+                    why = why or reason or again
+                if v is not None:
                     verified.append(v)
-                    report.best_sentence_used += 1
-                    break
-                why = why or reason
+        else:
+            whole = AnswerGroup(list(range(len(passages))), list(ranked), p.standalone, "")
+            relevance = {c: r for r, c in ranked}
+            best = max(relevance.values(), default=0.0)
+            statements = [st for st in out.statements if relevance.get(st.quote, best) >= RELEVANCE_SHARE * best]
+            report.dropped_irrelevant += len(out.statements) - len(statements)
+            for st in statements:
+                v, reason = check(st, whole, report, asks_number)
+                if v is None:
+                    if reason != "没有通过核验的陈述":
+                        report.dropped_unfit += 1
+                    why = why or (reason if reason != "没有通过核验的陈述" else "")
+                else:
+                    verified.append(v)
+            if not verified:  # the model answered, but with evidence that fails: try the best-ranked sentences
+                v, again = repair(whole, asks_number, set())
+                if v is not None:
+                    verified.append(v)
+                why = why or again
         if not verified:
             report.refusal_reason = why or "没有通过核验的陈述"
             return _refused(question)
-        if per_place:  # say which place each line is about
-            for v in verified:
-                doc = self.catalog.docs.get(v.citations[0].doc_id) if v.citations else None
-                if doc and doc.place and not v.text.startswith(doc.place):
-                    v.text = f"{doc.place}：{v.text}"
         return compose(question, verified)
 
 

@@ -22,6 +22,7 @@ from llmstruct.answering import (
     load_catalog,
     place_groups,
     places_schema,
+    question_parts,
     quote_options,
     records_answer,
     retrieve,
@@ -203,6 +204,15 @@ def test_a_question_about_several_places_gets_one_statement_per_place(catalog):
             schema.model_validate(bad)
 
 
+def test_a_question_in_parts_is_split_with_its_subject(catalog):
+    """Each later part keeps the first part's subject but not its year or kind of figure, so
+    2023年计划再建成多少 is not checked against 2022 or against 建成了 (an achievement)."""
+    parts = question_parts("郯城县2022年建成了多少高标准农田？2023年计划再建成多少？", catalog)
+    assert parts == ["郯城县2022年建成了多少高标准农田？", "建成高标准农田，2023年计划再建成多少？"]
+    assert question_parts("郯城县2022年建成了多少高标准农田？", catalog) == []
+    assert question_parts("一？二？三？四？五？", catalog) == []
+
+
 @pytest.fixture(scope="module")
 def backend():
     from llmstruct.models import get_backend
@@ -246,6 +256,17 @@ def test_real_model_answers_each_place_of_a_comparison(asker):
     assert not a.refused, asker.last_report
     assert "2%左右" in a.answer and "10%以上" in a.answer
     assert "沂源县：" in a.answer and "郯城县：" in a.answer
+    for c in a.citations:
+        assert _file_text(c.source_file)[c.start:c.end] == c.quote
+
+
+@pytest.mark.slow
+def test_real_model_answers_each_part_of_a_question(asker):
+    """A question in two parts (what was done in 2022, what is planned for 2023) gets a
+    verified line for each part."""
+    a = asker.ask("郯城县2022年建成了多少高标准农田？2023年计划再建成多少？")
+    assert not a.refused, asker.last_report
+    assert "8万亩" in a.answer and "3万亩" in a.answer
     for c in a.citations:
         assert _file_text(c.source_file)[c.start:c.end] == c.quote
 
