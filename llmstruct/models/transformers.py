@@ -329,10 +329,13 @@ class TransformersBackend:
         matcher = LLMatcher(processor.llg_tokenizer, processor.grammar)
         bitmask = llt.allocate_token_bitmask(1, processor.llg_tokenizer.vocab_size)
         cache = cache if cache is not None else DynamicCache(config=self.model.config)
-        out: list[int] = []
-        shown = ""
-        feed = ids
         self.last_stream = stats = {"forward_passes": 0, "tokens": 0, "forced_tokens": 0}
+        out: list[int] = matcher.compute_ff_tokens()[:max_new_tokens]  # the output's forced start goes with the prompt
+        if out and not matcher.consume_tokens(out):
+            raise ModelError(f"grammar rejected its own forced tokens: {matcher.get_error()}")
+        stats["forced_tokens"] = len(out)
+        shown = ""
+        feed = torch.cat([ids, torch.tensor([out], dtype=torch.long)], dim=1) if out else ids
         with torch.inference_mode():
             while len(out) < max_new_tokens and not cancel.is_set():
                 logits = self.model(input_ids=feed, **{self._cache_kw: cache}, use_cache=True, logits_to_keep=1).logits[0, -1]
