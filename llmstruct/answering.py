@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field, RootModel, ValidationError, conlist, create_model
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, conlist, create_model
 
 from llmstruct.grounding import align
 from llmstruct.normalize import NormText, drop_inline_spaces, normalize, to_simplified
@@ -38,6 +38,7 @@ PARTS_PROMPT = "answer_parts.v1"
 MAX_PLACES = 5
 MAX_PARTS = 3
 REFUSAL = "文档中没有找到能回答这个问题的内容。"
+NOTHING_VERIFIED = "没有通过核验的陈述"
 PASSAGE_CHARS = 220
 MAX_PASSAGES = 5
 MIN_COVERAGE = 0.5
@@ -595,55 +596,48 @@ def ranked_clauses(passages: Sequence[Passage], terms: Sequence[str], years: Seq
     return [(-s, c) for s, _, c, _ in picked[:k]]
 
 
+_CLOSED = ConfigDict(extra="forbid", frozen=True)
+
+
+def _statement_model(name: str, numbers: tuple[int, ...], quotes: tuple[str, ...]) -> type[BaseModel]:
+    """One statement: a quote (one of ``quotes`` verbatim, or free text when none are given),
+    a short text, and one or two citations among ``numbers``."""
+    quote_type = (Literal[quotes], ...) if quotes else (str, Field(max_length=QUOTE_CHARS))  # type: ignore[valid-type]
+    return create_model(
+        name,
+        __config__=_CLOSED,
+        quote=quote_type,
+        text=(str, Field(max_length=TEXT_CHARS)),
+        cites=(conlist(Literal[numbers], min_length=1, max_length=2), ...),  # type: ignore[valid-type]
+    )
+
+
+def _answer_or_refusal(name: str, statements: Any) -> type[RootModel]:
+    """``{"refuse":true}`` or ``{"refuse":false,"statements":...}``."""
+    refusal = create_model("Refusal", __config__=_CLOSED, refuse=(Literal[True], ...))
+    answered = create_model(name, __config__=_CLOSED, refuse=(Literal[False], ...), statements=(statements, ...))
+    return RootModel[Union[answered, refusal]]  # type: ignore[valid-type]
+
+
 @lru_cache(maxsize=64)
 def answer_schema(numbers: tuple[int, ...], max_statements: int, quotes: tuple[str, ...] = ()) -> type[RootModel]:
     """Output schema for one call: ``{"refuse":true}`` or ``{"refuse":false,"statements":[...]}``
     with at least one statement. Cites admit only the retrieved passages' numbers; with
     ``quotes`` given, a quote can only be one of those sentences (verbatim evidence)."""
-    cite = Literal[numbers]  # type: ignore[valid-type]
-    cfg = ConfigDict(extra="forbid", frozen=True)
-    quote_type = (Literal[quotes], ...) if quotes else (str, Field(max_length=QUOTE_CHARS))  # type: ignore[valid-type]
-    statement = create_model(
-        f"Statement_{len(numbers)}",
-        __config__=cfg,
-        quote=quote_type,
-        text=(str, Field(max_length=TEXT_CHARS)),
-        cites=(conlist(cite, min_length=1, max_length=2), ...),
-    )
-    refusal = create_model("Refusal", __config__=cfg, refuse=(Literal[True], ...))
-    answered = create_model(
-        f"Answered_{len(numbers)}_{max_statements}",
-        __config__=cfg,
-        refuse=(Literal[False], ...),
-        statements=(conlist(statement, min_length=1, max_length=max_statements), ...),
-    )
-    return RootModel[Union[answered, refusal]]  # type: ignore[valid-type]
+    statement = _statement_model(f"Statement_{len(numbers)}", numbers, quotes)
+    return _answer_or_refusal(f"Answered_{len(numbers)}_{max_statements}",
+                              conlist(statement, min_length=1, max_length=max_statements))
 
 
 @lru_cache(maxsize=64)
-def places_schema(groups: tuple[tuple[tuple[int, ...], tuple[str, ...]], ...]) -> type[RootModel]:
-    """Output schema for a question about several places: ``{"refuse":true}`` or exactly
-    one statement per place, in order; statement i can quote only place i's sentences and
-    cite only place i's passages (``groups``: (passage numbers, sentences) per place)."""
-    cfg = ConfigDict(extra="forbid", frozen=True)
-    items = tuple(
-        create_model(
-            f"Place{i}_{len(numbers)}",
-            __config__=cfg,
-            quote=(Literal[quotes], ...),  # type: ignore[valid-type]
-            text=(str, Field(max_length=TEXT_CHARS)),
-            cites=(conlist(Literal[numbers], min_length=1, max_length=2), ...),  # type: ignore[valid-type]
-        )
-        for i, (numbers, quotes) in enumerate(groups, start=1)
-    )
-    refusal = create_model("Refusal", __config__=cfg, refuse=(Literal[True], ...))
-    answered = create_model(
-        f"AnsweredPlaces_{len(groups)}",
-        __config__=cfg,
-        refuse=(Literal[False], ...),
-        statements=(tuple[items], ...),  # type: ignore[valid-type]
-    )
-    return RootModel[Union[answered, refusal]]  # type: ignore[valid-type]
+def grouped_schema(groups: tuple[tuple[tuple[int, ...], tuple[str, ...]], ...]) -> type[RootModel]:
+    """Output schema for an answer in groups (the places of a comparison, the parts of a
+    question): ``{"refuse":true}`` or exactly one statement per group, in order; statement i
+    can quote only group i's sentences and cite only group i's passages (``groups``:
+    (passage numbers, sentences) per group)."""
+    items = tuple(_statement_model(f"Group{i}_{len(numbers)}", numbers, quotes)
+                  for i, (numbers, quotes) in enumerate(groups, start=1))
+    return _answer_or_refusal(f"AnsweredGroups_{len(groups)}", tuple[items])
 
 
 def question_parts(question: str, catalog: Catalog | None = None) -> list[str]:
@@ -1207,7 +1201,7 @@ class Asker:
         groups = self._by_part(p, parts, passages, contexts) if parts else self._by_place(p, passages, terms, contexts)
         if groups:
             spec = tuple((tuple(i + 1 for i in g.passages), tuple(c for _, c in g.ranked)) for g in groups)
-            schema = places_schema(spec)
+            schema = grouped_schema(spec)
             prompt, prefix = build_prompt(p.standalone, passages, self.backend, self.catalog, len(spec),
                                           places=[(g.label, quotes) for g, (_, quotes) in zip(groups, spec)],
                                           template=PARTS_PROMPT if parts else PLACES_PROMPT)
@@ -1289,9 +1283,11 @@ class Asker:
         titles = [self.catalog.docs[ps.hit.doc_id].title if ps.hit.doc_id in self.catalog.docs else ""
                   for ps in passages]
         def check(st, g: AnswerGroup, rep: VerifyReport, needs_number: bool) -> tuple[Verified | None, str]:
+            """A verified statement, or None with why it does not fit ("" when its quote or
+            numbers failed verification itself)."""
             v = verify_statement(st, passages, rep, needs_number)
             if v is None:
-                return None, "没有通过核验的陈述"
+                return None, ""
             reason = evidence_fits(g.question, [v], passages, titles, self.catalog)
             if reason:
                 return None, reason
@@ -1309,7 +1305,7 @@ class Asker:
                     report.best_sentence_used += 1
                     used.add(top)
                     return v, ""
-                why = why or reason
+                why = why or reason or NOTHING_VERIFIED
             return None, why
 
         verified: list[Verified] = []
@@ -1325,7 +1321,7 @@ class Asker:
                     report.dropped_irrelevant += 1
                 else:
                     v, reason = check(st, g, report, needs_number)
-                    if v is None and reason != "没有通过核验的陈述":
+                    if reason:
                         report.dropped_unfit += 1
                     if v is not None:
                         used.add(st.quote)
@@ -1342,11 +1338,10 @@ class Asker:
             report.dropped_irrelevant += len(out.statements) - len(statements)
             for st in statements:
                 v, reason = check(st, whole, report, asks_number)
-                if v is None:
-                    if reason != "没有通过核验的陈述":
-                        report.dropped_unfit += 1
-                    why = why or (reason if reason != "没有通过核验的陈述" else "")
-                else:
+                if reason:
+                    report.dropped_unfit += 1
+                    why = why or reason
+                if v is not None:
                     verified.append(v)
             if not verified:  # the model answered, but with evidence that fails: try the best-ranked sentences
                 v, again = repair(whole, asks_number, set())
@@ -1354,7 +1349,7 @@ class Asker:
                     verified.append(v)
                 why = why or again
         if not verified:
-            report.refusal_reason = why or "没有通过核验的陈述"
+            report.refusal_reason = why or NOTHING_VERIFIED
             return _refused(question)
         return compose(question, verified)
 

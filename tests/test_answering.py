@@ -21,7 +21,7 @@ from llmstruct.answering import (
     evidence_fits,
     load_catalog,
     place_groups,
-    places_schema,
+    grouped_schema,
     question_parts,
     quote_options,
     records_answer,
@@ -191,7 +191,7 @@ def test_a_question_about_several_places_gets_one_statement_per_place(catalog):
     groups = place_groups(passages, p.doc_ids)
     assert len(groups) == 2 and all(passages[g[0]].hit.doc_id == d for g, d in zip(groups, p.doc_ids))
     assert place_groups(passages, p.doc_ids[:1]) == []
-    schema = places_schema((((1, 2), ("年进出口总额增长2%左右。",)), ((3,), ("力争进出口总额增长10%以上。",))))
+    schema = grouped_schema((((1, 2), ("年进出口总额增长2%左右。",)), ((3,), ("力争进出口总额增长10%以上。",))))
     ok = {"refuse": False, "statements": [
         {"quote": "年进出口总额增长2%左右。", "text": "增长2%左右", "cites": [1]},
         {"quote": "力争进出口总额增长10%以上。", "text": "增长10%以上", "cites": [3]}]}

@@ -1,9 +1,11 @@
 """Default backend: a local transformers model, JSON constrained by an outlines grammar.
 
-outlines 1.3.3 builds the grammar's logits processor (``outlines.from_transformers`` +
-``outlines.Generator``); generation itself is one ``model.generate`` call per batch made
-here, because outlines' ``model(...)`` / ``model.batch(...)`` return only strings and we
-need token counts and whether the ``max_new_tokens`` cap was hit.
+outlines 1.3.3 builds the grammar (``outlines.from_transformers`` + ``outlines.Generator``
+or its llguidance backend); generation is done here, because outlines' ``model(...)`` /
+``model.batch(...)`` return only strings and we need token counts and whether the
+``max_new_tokens`` cap was hit. Batches are one ``model.generate`` call; the chat's stream
+is our own greedy loop over llguidance's matcher, which feeds grammar-forced tokens to the
+model in one pass (``_forced_steps``).
 
 JSON is compact: the grammar allows no whitespace outside strings. For ``outlines_core``
 this is ``JsonSchema(schema, whitespace_pattern="")``; for ``llguidance`` the schema gets
@@ -330,10 +332,16 @@ class TransformersBackend:
         bitmask = llt.allocate_token_bitmask(1, processor.llg_tokenizer.vocab_size)
         cache = cache if cache is not None else DynamicCache(config=self.model.config)
         self.last_stream = stats = {"forward_passes": 0, "tokens": 0, "forced_tokens": 0}
-        out: list[int] = matcher.compute_ff_tokens()[:max_new_tokens]  # the output's forced start goes with the prompt
-        if out and not matcher.consume_tokens(out):
-            raise ModelError(f"grammar rejected its own forced tokens: {matcher.get_error()}")
-        stats["forced_tokens"] = len(out)
+
+        def take_forced(limit: int) -> list[int]:
+            """The tokens the grammar forces next (at most ``limit``), consumed."""
+            forced = matcher.compute_ff_tokens()[:max(0, limit)]
+            if forced and not matcher.consume_tokens(forced):
+                raise ModelError(f"grammar rejected its own forced tokens: {matcher.get_error()}")
+            stats["forced_tokens"] += len(forced)
+            return forced
+
+        out: list[int] = take_forced(max_new_tokens)  # the output's forced start goes with the prompt
         shown = ""
         feed = torch.cat([ids, torch.tensor([out], dtype=torch.long)], dim=1) if out else ids
         with torch.inference_mode():
@@ -347,13 +355,7 @@ class TransformersBackend:
                     break
                 if not matcher.consume_token(tok):
                     raise ModelError(f"grammar rejected a token it admitted: {matcher.get_error()}")
-                new = [tok]
-                forced = [] if matcher.is_stopped() else matcher.compute_ff_tokens()[: max_new_tokens - len(out) - 1]
-                if forced:
-                    if not matcher.consume_tokens(forced):
-                        raise ModelError(f"grammar rejected its own forced tokens: {matcher.get_error()}")
-                    new += forced
-                    stats["forced_tokens"] += len(forced)
+                new = [tok] + ([] if matcher.is_stopped() else take_forced(max_new_tokens - len(out) - 1))
                 out += new
                 text = self.tokenizer.decode(out, skip_special_tokens=True)
                 if not text.endswith("\ufffd") and len(text) > len(shown):  # a character split across tokens waits
