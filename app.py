@@ -4,7 +4,7 @@ Binds to 127.0.0.1:7860 unless LLMSTRUCT_HOST / LLMSTRUCT_PORT say otherwise; se
 LLMSTRUCT_AUTH=user:password before exposing it beyond this machine.
 """
 
-from llmstruct.webapp import launch
+from llmstruct.app.webapp import launch
 
 if __name__ == "__main__":
     launch()

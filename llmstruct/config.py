@@ -2,39 +2,66 @@
 
 Precedence (lowest to highest): built-in defaults, ``llmstruct.toml`` in the working
 directory (or the file named by ``LLMSTRUCT_CONFIG``), environment variables
-``LLMSTRUCT_<FIELD>`` (upper case).
+``LLMSTRUCT_<FIELD>`` (upper case). Settings are read once, at the edge (the CLI, the web
+app), and passed into the library: no library module reads them itself.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from functools import lru_cache
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def _default_cache() -> Path:
+def checkout_root() -> Path | None:
+    """The source checkout this package runs from, or None for an installed wheel."""
+    root = PACKAGE_DIR.parent
+    return root if (root / "pyproject.toml").is_file() and (root / "seeds").is_dir() else None
+
+
+def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "llmstruct"
+
+
+def _default_data_dir() -> Path:
+    root = checkout_root()
+    if root is not None:
+        return root / "data"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "llmstruct"
+
+
+def _default_project_dir(name: str) -> Path:
+    """``seeds/`` or ``evals/`` of the checkout; relative to the working directory otherwise."""
+    root = checkout_root()
+    return root / name if root is not None else Path(name)
+
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+DEFAULT_BACKEND = "transformers"
+DEFAULT_THREADS = 2
+DEFAULT_MAX_FILE_MB = 50.0
 
 
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings; every field can be set as LLMSTRUCT_<NAME> in the environment."""
 
-    cache_dir: Path = _default_cache()
-    data_dir: Path = PROJECT_ROOT / "data"
-    prompts_dir: Path = PROJECT_ROOT / "prompts"
-    seeds_dir: Path = PROJECT_ROOT / "seeds"
-    model: str = "qwen2.5-coder-0.5b"
-    backend: str = "transformers"
+    cache_dir: Path = default_cache_dir()
+    data_dir: Path = _default_data_dir()
+    seeds_dir: Path = _default_project_dir("seeds")
+    evals_dir: Path = _default_project_dir("evals")
+    model: str = DEFAULT_MODEL
+    backend: str = DEFAULT_BACKEND
     endpoint: str = ""
     chroma_url: str = ""
-    max_file_mb: float = 50.0
-    threads: int = 2
+    max_file_mb: float = DEFAULT_MAX_FILE_MB
+    threads: int = DEFAULT_THREADS
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str = ""  # "user:password" asks for a login in the web app (set it when not on loopback)
@@ -51,18 +78,17 @@ def _coerce(kind: type, raw: object) -> object:
     return str(raw)
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Settings from defaults, then the TOML file, then the environment."""
-    settings = Settings()
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from defaults, then the TOML file, then the environment (read now, not cached)."""
+    env = os.environ if env is None else env
     values: dict[str, object] = {}
-    cfg = Path(os.environ.get("LLMSTRUCT_CONFIG", "llmstruct.toml"))
+    cfg = Path(env.get("LLMSTRUCT_CONFIG", "llmstruct.toml"))
     if cfg.is_file():
         values.update(tomllib.loads(cfg.read_text(encoding="utf-8")))
     for f in fields(Settings):
-        env = os.environ.get(f"LLMSTRUCT_{f.name.upper()}")
-        if env is not None:
-            values[f.name] = env
+        raw = env.get(f"LLMSTRUCT_{f.name.upper()}")
+        if raw is not None:
+            values[f.name] = raw
     known = {f.name: f.type for f in fields(Settings)}
     clean = {k: _coerce(known[k], v) for k, v in values.items() if k in known}
-    return replace(settings, **clean)
+    return replace(Settings(), **clean)

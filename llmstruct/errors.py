@@ -16,3 +16,7 @@ class IngestError(LlmstructError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class StoreError(LlmstructError):
+    """The store cannot be opened or written: names the folder or URL and the reason."""

@@ -241,6 +241,14 @@ class Citation(Strict):
     quote: str
 
 
+# Which check refused an answer (messages in ``data/vocab.yaml``; the eval counts codes).
+RefusalCode = Literal[
+    "empty_question", "no_matching_items", "no_such_item", "no_leader", "no_units", "no_progress",
+    "weak_evidence", "truncated", "model_refused", "nothing_verified", "no_number", "wrong_unit",
+    "target_not_actual", "actual_not_target", "wrong_subject", "wrong_period",
+]
+
+
 class Answer(Strict):
     """What ``llmstruct ask --json`` prints."""
 
@@ -248,6 +256,7 @@ class Answer(Strict):
     answer: str
     refused: bool
     citations: list[Citation] = Field(default_factory=list)
+    refusal: RefusalCode | None = None
 
 
 def json_schema() -> dict:

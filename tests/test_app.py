@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmstruct.answering import REFUSAL
-from llmstruct.formats import read_source
+from llmstruct.answer.refusal import REFUSAL
+from llmstruct.ingest.source import read_source
 from llmstruct.schema import Answer, Citation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,8 +18,8 @@ SEEDS = ROOT / "seeds"
 
 
 def test_passage_view_marks_the_cited_span():
-    from llmstruct.answering import load_catalog
-    from llmstruct.webapp import item_at, item_summary, passage_html
+    from llmstruct.answer.catalog import load_catalog
+    from llmstruct.app.webapp import item_at, item_summary, passage_html
 
     cat = load_catalog([SEEDS / "000_5c1aadecc78db95a.txt"])
     text = cat.texts["000_5c1aadecc78db95a"]
@@ -35,8 +35,8 @@ def test_passage_view_marks_the_cited_span():
 def test_exports_json_csv_excel(tmp_path):
     from openpyxl import load_workbook
 
-    from llmstruct.answering import load_catalog
-    from llmstruct.webapp import export_files, items_html
+    from llmstruct.answer.catalog import load_catalog
+    from llmstruct.app.webapp import export_files, items_html
 
     cat = load_catalog([SEEDS / "001_0bd5adcbd4f51cd8.txt"])
     rec = next(iter(cat.records.values()))
@@ -50,7 +50,7 @@ def test_exports_json_csv_excel(tmp_path):
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    from llmstruct.loadtest import shared_app
+    from llmstruct.eval.bench.load import shared_app
 
     return shared_app(tmp_path_factory.mktemp("app"))
 
@@ -76,7 +76,7 @@ def test_chat_streams_and_cites(client):
     answer = Answer.model_validate(data)
     assert not answer.refused and "142.5" in answer.answer and answer.citations
     _valid(answer)
-    from llmstruct.loadtest import _last_assistant
+    from llmstruct.eval.bench.load import _last_assistant
 
     shown = _last_assistant(chat)
     assert "[1]" in shown and "引用来源" in shown and answer.citations[0].n == 1
@@ -123,7 +123,7 @@ def test_upload_structures_indexes_and_answers(client, tmp_path):
 @pytest.mark.slow
 def test_load_20_concurrent_chat_sessions(app_url):
     """20 concurrent gradio_client sessions on loopback: zero errors; p50/p95 printed."""
-    from llmstruct.loadtest import run
+    from llmstruct.eval.bench.load import run
 
     summary = run(app_url, sessions=20, timeout=1800)
     brief = {k: v for k, v in summary.items() if k != "results"}

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from llmstruct.labeling import ApplyReport, apply_labels, build_job, parse_labels
+from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job, parse_labels
 from llmstruct.models import StructuredBackend, get_backend
 from llmstruct.models.provision import ModelError
-from llmstruct.pipeline import structure_file
+from llmstruct.structure.pipeline import structure_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

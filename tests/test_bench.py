@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmstruct.bench import corpus_benchmark, model_benchmark
+from llmstruct.eval.bench.structure import corpus_benchmark, model_benchmark
 
 from conftest import SEEDS, tiny_random_backend
 

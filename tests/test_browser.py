@@ -17,7 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 def test_browser_asks_and_opens_a_citation(tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    from llmstruct.loadtest import shared_app
+    from llmstruct.eval.bench.load import shared_app
 
     url = shared_app(tmp_path_factory.mktemp("app"))
     ARTIFACTS.mkdir(exist_ok=True)

@@ -14,10 +14,12 @@ import httpx
 import pytest
 from test_store import MINI, OTHER, write_doc
 
-from llmstruct.embedding import CachedEmbedder, E5Embedder
-from llmstruct.records import query_items
-from llmstruct.retrieval import search
-from llmstruct.store import StoreError, open_store
+from llmstruct.indexing import index_paths
+from llmstruct.store.embedding import CachedEmbedder, E5Embedder
+from llmstruct.search.records import query_items
+from llmstruct.search.hybrid import search
+from llmstruct.store.store import StoreError
+from llmstruct.store.opening import open_store
 
 
 def free_port() -> int:
@@ -38,7 +40,7 @@ def test_unreachable_server_error_names_the_url(tmp_path):
 def test_cli_unreachable_server_exits_with_one_line(tmp_path):
     from typer.testing import CliRunner
 
-    from llmstruct.cli import app
+    from llmstruct.app.cli import app
 
     url = f"http://127.0.0.1:{free_port()}"
     res = CliRunner().invoke(app, ["search", "滞后", "--chroma-url", url])
@@ -89,7 +91,7 @@ def test_index_and_query_through_a_chroma_server(tmp_path, chroma_server):
     mini = write_doc(docs, "mini_report.txt", MINI)
     write_doc(docs, "other_report.txt", OTHER)
     store = open_store(url=chroma_server, embedder=embedder, local_dir=tmp_path / "local-a")
-    report = store.index_paths([docs])
+    report = index_paths(store, [docs])
     assert not report.errors and sorted(r.action for r in report.results) == ["added", "added"]
     assert store.counts() == {"documents": 2, "items": 6, "chunks": store.counts()["chunks"]}
     original = mini.read_text(encoding="utf-8")
@@ -105,18 +107,18 @@ def test_index_and_query_through_a_chroma_server(tmp_path, chroma_server):
     assert other.embedder.name == embedder.name
     assert [d.doc_id for d in other.documents()] == ["mini_report", "other_report"]
     assert search(other, "充电桩", k=1)[0].item_id == "other_report#1"
-    again = other.index_paths([docs])
+    again = index_paths(other, [docs])
     assert {r.action for r in again.results} == {"unchanged"}
 
     # and so does the CLI in another process
     env = dict(os.environ, LLMSTRUCT_CACHE_DIR=str(cache))
-    proc = subprocess.run([sys.executable, "-m", "llmstruct.cli", "search", "基站", "--chroma-url", chroma_server,
+    proc = subprocess.run([sys.executable, "-m", "llmstruct.app.cli", "search", "基站", "--chroma-url", chroma_server,
                            "--json", "-k", "2"], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["item_id"] == "mini_report#1"
 
     # an update by one client is seen by the other's BM25 side index
     mini.write_text(MINI.replace("新建5G基站80座", "新建5G基站95座，建成千兆光网"), encoding="utf-8")
-    assert [r.action for r in store.index_paths([mini]).results] == ["replaced"]
+    assert [r.action for r in index_paths(store, [mini]).results] == ["replaced"]
     hits = search(other, "千兆光网", k=2, mode="bm25")
     assert hits and hits[0].item_id == "mini_report#1" and "千兆光网" in hits[0].text

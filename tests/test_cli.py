@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from llmstruct.cli import app
+from llmstruct.app.cli import app
 from llmstruct.schema import DocumentRecord
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -36,7 +36,7 @@ def test_mixed_folder_reports_each_bad_file_and_writes_the_good(tmp_path):
     (src / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog")
     (src / "latin.txt").write_bytes("r\xe9sum\xe9 \xff\xfe\x80\x81 text".encode("latin-1"))
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "llmstruct.cli", "structure", str(src), "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "llmstruct.app.cli", "structure", str(src), "--out", str(out),
                            "--rules-only"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from llmstruct.cli import app
+from llmstruct.app.cli import app
 from llmstruct.eval.answers import AnswerRun, score_answers
 from llmstruct.eval.extraction import SystemRun, anchor_gold, assign, rules_run, score_system
 from llmstruct.eval.gold import load_extraction, load_questions

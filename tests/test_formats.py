@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from llmstruct.config import get_settings
 from llmstruct.errors import IngestError
-from llmstruct.formats import SUPPORTED_SUFFIXES, SourceText, read_source
+from llmstruct.ingest.source import SUPPORTED_SUFFIXES, SourceText, read_source
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 SENTENCE = "县发展和改革局：地区生产总值增长7%左右。"
@@ -406,31 +405,25 @@ def test_over_limit_argument(tmp_path: Path) -> None:
     expect_error(path, "too large", "0.001 MB", "LLMSTRUCT_MAX_FILE_MB", max_mb=0.001)
 
 
-@pytest.fixture
-def limit_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
-    """Set LLMSTRUCT_MAX_FILE_MB for one test; settings are cached, so clear them around it."""
-
-    def set_limit(value: str) -> None:
-        monkeypatch.setenv("LLMSTRUCT_MAX_FILE_MB", value)
-        get_settings.cache_clear()
-
-    yield set_limit
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
-def test_over_default_limit_sparse(tmp_path: Path, limit_env: Callable[[str], None]) -> None:
+def test_over_default_limit_sparse(tmp_path: Path) -> None:
     """The size comes from stat: a sparse 51 MB file is refused without being read."""
-    limit_env("50")
     path = tmp_path / "huge.txt"
     with path.open("wb") as fh:
         fh.truncate(51 * 1024 * 1024)
     expect_error(path, "too large", "51.0 MB", "50 MB", "LLMSTRUCT_MAX_FILE_MB")
 
 
-def test_limit_from_env(tmp_path: Path, limit_env: Callable[[str], None]) -> None:
-    limit_env("0.0001")
-    expect_error(write(tmp_path, "env.txt", SENTENCE.encode() * 20), "too large", "0.0001 MB")
+def test_limit_from_env_reaches_the_reader_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings are read at the edge: LLMSTRUCT_MAX_FILE_MB set for the CLI limits read_source."""
+    from typer.testing import CliRunner
+
+    from llmstruct.app.cli import app
+
+    monkeypatch.setenv("LLMSTRUCT_MAX_FILE_MB", "0.0001")
+    src = write(tmp_path, "env.txt", SENTENCE.encode() * 20)
+    result = CliRunner().invoke(app, ["structure", str(src), "--rules-only", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "too large" in result.output and "0.0001 MB" in result.output
 
 
 def test_under_limit_argument(tmp_path: Path) -> None:

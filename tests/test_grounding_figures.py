@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from llmstruct.figures import find_figures, rule_name
-from llmstruct.grounding import align
-from llmstruct.pipeline import structure_file
+from llmstruct.structure.figures import find_figures, rule_name
+from llmstruct.text.grounding import align
+from llmstruct.structure.pipeline import structure_file
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 

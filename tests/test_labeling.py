@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from llmstruct.labeling import ApplyReport, apply_labels, build_job, parse_labels
-from llmstruct.pipeline import structure_file
+from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job, parse_labels
+from llmstruct.structure.pipeline import structure_file
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 

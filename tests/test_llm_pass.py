@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from llmstruct.labeling import build_job
-from llmstruct.llm_pass import Checkpoint, LabelCache, label_structured
-from llmstruct.pipeline import structure_file
+from llmstruct.structure.labeling import build_job
+from llmstruct.structure.llm_pass import Checkpoint, LabelCache, label_structured
+from llmstruct.structure.pipeline import structure_file
 
 from conftest import SEEDS, tiny_random_backend
 
@@ -124,7 +124,7 @@ def test_invalid_output_is_retried_once_then_recorded(tiny, bulletin):
 
 
 def _structure_cmd(out: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "llmstruct.cli", "structure", str(SEEDS / "000_5c1aadecc78db95a.txt"),
+    return [sys.executable, "-m", "llmstruct.app.cli", "structure", str(SEEDS / "000_5c1aadecc78db95a.txt"),
             "--out", str(out), "--only", "1,2,3,4,5,6", "--workers", "2", "--no-cache", *extra]
 
 

@@ -239,12 +239,10 @@ def test_prepare_accepts_a_local_gguf_file(tmp_path, monkeypatch):
     assert provision.prepare(tmp_path, cache) == out and len(calls) == 1
 
 
-def test_default_cache_comes_from_settings(monkeypatch, tmp_path):
+def test_default_cache_follows_xdg_and_settings_pass_their_own(monkeypatch, tmp_path):
     from llmstruct import config
 
-    monkeypatch.setenv("LLMSTRUCT_CACHE_DIR", str(tmp_path / "c"))
-    config.get_settings.cache_clear()
-    try:
-        assert provision.hf_dir("qwen2.5-coder-0.5b") == tmp_path / "c" / "models" / "qwen2.5-coder-0.5b" / "hf"
-    finally:
-        config.get_settings.cache_clear()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert provision.hf_dir("qwen2.5-coder-0.5b") == tmp_path / "x" / "llmstruct" / "models" / "qwen2.5-coder-0.5b" / "hf"
+    settings = config.load_settings({"LLMSTRUCT_CACHE_DIR": str(tmp_path / "c")})
+    assert provision.hf_dir("qwen2.5-coder-0.5b", settings.cache_dir) == tmp_path / "c" / "models" / "qwen2.5-coder-0.5b" / "hf"

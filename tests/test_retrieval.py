@@ -13,21 +13,16 @@ import numpy as np
 import pytest
 from test_store import MINI, OTHER, write_doc
 
-from llmstruct.embedding import CachedEmbedder, E5Embedder
-from llmstruct.formats import read_source
-from llmstruct.pipeline import expand_paths
-from llmstruct.records import query_items
-from llmstruct.retrieval import (
-    LexicalIndex,
-    analyze,
-    chroma_where,
-    lexical_index,
-    parse_filters,
-    rrf,
-    search,
-    tokenize,
-)
-from llmstruct.store import open_store
+from llmstruct.indexing import index_paths
+from llmstruct.store.embedding import CachedEmbedder, E5Embedder
+from llmstruct.ingest.source import read_source
+from llmstruct.ingest.paths import expand_paths
+from llmstruct.search.records import query_items
+from llmstruct.search.lexical import LexicalIndex, lexical_index
+from llmstruct.text.tokens import analyze, tokenize
+from llmstruct.search.filters import chroma_where, parse_filters
+from llmstruct.search.hybrid import rrf, search
+from llmstruct.store.opening import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -111,7 +106,7 @@ def small_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("small")
     embedder = CachedEmbedder(E5Embedder(), root / "cache")
     store = open_store(root / "store", embedder=embedder)
-    report = store.index_paths([write_doc(root / "in", "mini_report.txt", MINI),
+    report = index_paths(store, [write_doc(root / "in", "mini_report.txt", MINI),
                                 write_doc(root / "in", "other_report.txt", OTHER)])
     assert not report.errors
     return store, {"mini_report.txt": read_source(root / "in" / "mini_report.txt").text,
@@ -153,7 +148,7 @@ def test_search_filters(small_store):
 
 def test_filtered_vector_hits_match_chroma_where(small_store):
     """Oversampled-then-filtered vector hits equal those of Chroma's own ``where``."""
-    from llmstruct.retrieval import _vector_hits
+    from llmstruct.search.hybrid import _vector_hits
 
     store, _ = small_store
     lex = lexical_index(store)
@@ -190,7 +185,7 @@ def test_bm25_side_index_is_saved_and_reused(small_store):
 def seed_store(tmp_path_factory):
     """All five seeds, rules-structured, in a tmp store; vectors from the default cache."""
     store = open_store(tmp_path_factory.mktemp("seeds") / "store")
-    report = store.index_paths([SEEDS])
+    report = index_paths(store, [SEEDS])
     assert not report.errors, report.errors
     return store
 
@@ -200,7 +195,7 @@ def test_seed_store_counts_and_idempotence(seed_store):
     counts = seed_store.counts()
     assert counts["documents"] == 14 and counts["items"] >= 460 and counts["chunks"] > counts["items"]
     gen = seed_store.generation()
-    again = seed_store.index_paths([SEEDS])
+    again = index_paths(seed_store, [SEEDS])
     assert {r.action for r in again.results} == {"unchanged"} and again.passages_embedded == 0
     assert seed_store.generation() == gen
     titles = {d.doc_id: d.title for d in seed_store.documents()}
@@ -242,7 +237,7 @@ def test_seed_search_finds_gold_support_and_filters_by_place(seed_store):
 
 @pytest.mark.slow
 def test_hybrid_is_not_worse_than_vector_on_gold_questions(seed_store):
-    from llmstruct.retrieval_bench import quality
+    from llmstruct.eval.bench.retrieval import quality
 
     q = quality(seed_store, seeds_dir=SEEDS)
     hybrid, vector = q["hybrid"]["overall"], q["vector"]["overall"]
@@ -254,14 +249,14 @@ def test_hybrid_is_not_worse_than_vector_on_gold_questions(seed_store):
 @pytest.mark.slow
 def test_retrieval_bench_runs_at_small_scale(tmp_path, seed_store):
     """The benchmark end to end at 3,000 chunks (the real run uses 100,000)."""
-    from llmstruct.retrieval_bench import retrieval_benchmark
+    from llmstruct.eval.bench.retrieval import retrieval_benchmark
 
     report = retrieval_benchmark(target_chunks=3000, work_dir=tmp_path, seeds_dir=SEEDS, latency_questions=6,
                                  log=lambda m: None)
     assert report["synthetic_store"]["chunks"] >= 3000
     assert report["latency_synthetic"]["hybrid"]["n"] == 6
     from llmstruct.eval.gold import load_questions
-    from llmstruct.retrieval_bench import QUESTIONS
+    from llmstruct.eval.bench.retrieval import QUESTIONS
 
     answerable = sum(q.answerable for q in load_questions(QUESTIONS))
     assert report["quality"]["hybrid"]["overall"]["questions"] == answerable == 65

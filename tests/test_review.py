@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from llmstruct.cli import app
-from llmstruct.pipeline import structure_file, write_records
-from llmstruct.review import collect, render_review, review_dir
+from llmstruct.app.cli import app
+from llmstruct.structure.pipeline import structure_file, write_records
+from llmstruct.app.review import collect, render_review, review_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"

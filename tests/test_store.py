@@ -17,20 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmstruct.embedding import CachedEmbedder, E5Embedder
-from llmstruct.formats import read_source
-from llmstruct.pipeline import expand_paths, structure_file, write_records
-from llmstruct.records import query_items
-from llmstruct.retrieval import search
-from llmstruct.store import (
-    CHUNKS,
-    MARKER,
-    MAX_CHUNK_CHARS,
-    StoreError,
-    build_chunks,
-    open_store,
-    split_range,
-)
+from llmstruct.indexing import index_paths
+from llmstruct.store.embedding import CachedEmbedder, E5Embedder
+from llmstruct.ingest.source import read_source
+from llmstruct.ingest.paths import expand_paths
+from llmstruct.structure.pipeline import structure_file, write_records
+from llmstruct.search.records import query_items
+from llmstruct.search.hybrid import search
+from llmstruct.store.store import CHUNKS, StoreError
+from llmstruct.store.opening import MARKER, open_store
+from llmstruct.store.chunks import MAX_CHUNK_CHARS, build_chunks, split_range
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -179,7 +175,7 @@ def test_query_embedding_uses_every_core_only_while_they_are_free(monkeypatch):
     """Both cores while the machine is quiet; one when the load average says the cores are
     taken, and for a while after a multi-thread query was slow. The vectors do not depend
     on the thread count."""
-    import llmstruct.embedding as emb
+    import llmstruct.store.embedding as emb
 
     e5 = E5Embedder(threads=2)
     monkeypatch.setattr(emb, "_cores", lambda: 2)
@@ -200,7 +196,7 @@ def test_query_embedding_uses_every_core_only_while_they_are_free(monkeypatch):
 
 
 def test_sentence_transformers_embedder_needs_a_local_folder(tmp_path):
-    from llmstruct.embedding import EmbeddingError, SentenceTransformerEmbedder
+    from llmstruct.store.embedding import EmbeddingError, SentenceTransformerEmbedder
 
     with pytest.raises(EmbeddingError, match="not a sentence-transformers model folder"):
         SentenceTransformerEmbedder(tmp_path / "missing")
@@ -219,7 +215,7 @@ FOURTH = """
 def test_index_is_idempotent_and_replacing_removes_old_chunks(tmp_path, embedder):
     doc = write_doc(tmp_path / "in", "mini_report.txt", MINI + FOURTH)
     store = open_store(tmp_path / "store", embedder=embedder)
-    first = store.index_paths([doc])
+    first = index_paths(store, [doc])
     assert not first.errors
     assert [r.action for r in first.results] == ["added"]
     counts = store.counts()
@@ -227,7 +223,7 @@ def test_index_is_idempotent_and_replacing_removes_old_chunks(tmp_path, embedder
     gen = store.generation()
     ids = {cid for cid, _, _ in store.chunk_rows()}
 
-    again = store.index_paths([doc])
+    again = index_paths(store, [doc])
     assert [r.action for r in again.results] == ["unchanged"]
     assert again.passages_embedded == 0
     assert store.generation() == gen and store.counts() == counts
@@ -238,7 +234,7 @@ def test_index_is_idempotent_and_replacing_removes_old_chunks(tmp_path, embedder
     assert [r.action for r in direct.results] == ["unchanged"] and store.generation() == gen
 
     doc.write_text(MINI.replace("全年新建5G基站80座", "全年新建5G基站90座"), encoding="utf-8")
-    third = store.index_paths([doc])
+    third = index_paths(store, [doc])
     assert [r.action for r in third.results] == ["replaced"]
     assert store.counts()["items"] == 3
     rows = {cid: (meta, text) for cid, meta, text in store.chunk_rows()}
@@ -269,7 +265,7 @@ def test_structure_output_folder_with_model_statuses(tmp_path, embedder):
     write_records([rec], out)
 
     store = open_store(tmp_path / "store", embedder=embedder)
-    report = store.index_paths([out], sources_dir=src_dir)
+    report = index_paths(store, [out], sources_dir=src_dir)
     assert not report.errors and [r.action for r in report.results] == ["added"]
     behind = query_items(store, status="behind")
     assert [r.item_id for r in behind] == ["mini_report#2"]
@@ -281,14 +277,14 @@ def test_structure_output_folder_with_model_statuses(tmp_path, embedder):
     # the source changed after structuring: refused with a reason, store unchanged
     doc.write_text(MINI.replace("80座", "81座"), encoding="utf-8")
     gen = store.generation()
-    bad = open_store(tmp_path / "store2", embedder=embedder).index_paths([out], sources_dir=src_dir)
+    bad = index_paths(open_store(tmp_path / "store2", embedder=embedder), [out], sources_dir=src_dir)
     assert bad.errors and "sha256" in bad.errors[0] and not bad.results
     assert store.generation() == gen
 
 
 def test_query_items_by_unit_role_leader_region(tmp_path, embedder):
     store = open_store(tmp_path / "store", embedder=embedder)
-    report = store.index_paths([write_doc(tmp_path / "in", "mini_report.txt", MINI),
+    report = index_paths(store, [write_doc(tmp_path / "in", "mini_report.txt", MINI),
                                 write_doc(tmp_path / "in", "other_report.txt", OTHER)])
     assert not report.errors
     coop = query_items(store, unit="县统计局", role="cooperating")
@@ -342,7 +338,7 @@ def test_foreign_folder_is_refused_and_left_alone(tmp_path, embedder):
 def test_corrupt_store_gives_a_clear_error_and_destroys_nothing(tmp_path, embedder):
     path = tmp_path / "store"
     store = open_store(path, embedder=embedder)
-    store.index_paths([write_doc(tmp_path / "in", "mini_report.txt", MINI)])
+    index_paths(store, [write_doc(tmp_path / "in", "mini_report.txt", MINI)])
     sqlite = path / "chroma" / "chroma.sqlite3"
     assert sqlite.is_file()
 
@@ -376,7 +372,7 @@ def test_store_built_with_another_embedder_is_refused(tmp_path, embedder):
 
         embed_passages = embed_queries
 
-    open_store(tmp_path / "store", embedder=embedder).index_paths([write_doc(tmp_path / "in", "m.txt", MINI)])
+    index_paths(open_store(tmp_path / "store", embedder=embedder), [write_doc(tmp_path / "in", "m.txt", MINI)])
     with pytest.raises(StoreError, match="built with embedder"):
         open_store(tmp_path / "store", embedder=Other())
     reopened = open_store(tmp_path / "store")  # without an embedder: the store's own
@@ -392,8 +388,9 @@ def test_search_of_a_missing_store_does_not_create_it(tmp_path):
 _WRITER = """
 import sys
 from pathlib import Path
+from llmstruct.indexing import index_paths
 from llmstruct.store import open_store
-report = open_store(Path(sys.argv[1])).index_paths([Path(sys.argv[2])])
+report = index_paths(open_store(Path(sys.argv[1])), [Path(sys.argv[2])])
 assert not report.errors, report.errors
 print(report.results[0].action)
 """
@@ -435,20 +432,14 @@ def test_two_writers_at_once_do_not_corrupt_the_store(tmp_path, embedder, emb_ca
 
 @pytest.fixture()
 def cli_env(monkeypatch, emb_cache):
-    """The CLI in this process with the session's embedding cache (settings re-read)."""
-    from llmstruct.config import get_settings
-
+    """The CLI in this process with the session's embedding cache (settings are read per invocation)."""
     monkeypatch.setenv("LLMSTRUCT_CACHE_DIR", str(emb_cache))
-    get_settings.cache_clear()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 def test_cli_index_then_search_json(tmp_path, cli_env):
     from typer.testing import CliRunner
 
-    from llmstruct.cli import app
+    from llmstruct.app.cli import app
 
     runner = CliRunner()
     docs = tmp_path / "in"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from llmstruct.formats import read_source
-from llmstruct.normalize import normalize
-from llmstruct.pipeline import structure_file
+from llmstruct.ingest.source import read_source
+from llmstruct.text.normalize import normalize
+from llmstruct.structure.pipeline import structure_file
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 

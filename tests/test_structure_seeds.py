@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llmstruct.formats import read_source
-from llmstruct.pipeline import structure_file, write_records
+from llmstruct.ingest.source import read_source
+from llmstruct.structure.pipeline import structure_file, write_records
 from llmstruct.schema import DocumentRecord
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"

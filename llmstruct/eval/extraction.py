@@ -36,6 +36,9 @@ from llmstruct.eval.matching import (
     same_number,
 )
 from llmstruct.schema import DocumentRecord, Indicator, Span, TaskItem
+from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job
+from llmstruct.structure.pipeline import structure_file
+from llmstruct.vocab import VOCAB
 
 # A predicted item may start this many characters after the gold quote (a dropped “ or
 # space) and still be the item the quote starts.
@@ -47,7 +50,7 @@ _SENTENCE_END = set("。！？!?；;\n")
 # A predicted figure and a gold figure quote this far apart are different figures.
 FIGURE_GAP = 30
 # The order in which statuses are "adverse", as the gold README labels mixed paragraphs.
-STATUS_ORDER = ("suspended", "behind", "not_started", "in_progress", "planned", "completed", "unknown")
+STATUS_ORDER = VOCAB.status_severity
 _COUNT_NOTE = re.compile(r"（共\d+项）$")
 INDICATOR_FIELDS = ("name", "value", "unit", "qualifier", "kind", "change")
 
@@ -469,9 +472,6 @@ def rules_run(files: list[Path]) -> tuple[SystemRun, dict]:
 
     Returns the run and the Structured results by file name, which a model pass reuses.
     """
-    from llmstruct.labeling import ApplyReport, apply_labels, build_job
-    from llmstruct.pipeline import structure_file
-
     t0 = time.perf_counter()
     structured = {}
     records: dict[str, DocumentRecord] = {}

@@ -13,11 +13,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from llmstruct.normalize import normalize
-from llmstruct.units import canonical_unit
+from llmstruct.text.normalize import normalize
+from llmstruct.text.units import canonical_unit
 
 _WS = re.compile(r"\s+")
-_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
 
 
 @lru_cache(maxsize=65536)
@@ -63,7 +63,7 @@ def name_match(pred: str, gold: str) -> bool:
 
 def numbers_in(text: str) -> list[str]:
     """Numbers written in ``text`` (thousands commas dropped), in the clean view."""
-    return [m.group(0).replace(",", "") for m in _NUMBER.finditer(norm(text))]
+    return [m.group(0).replace(",", "") for m in NUMBER.finditer(norm(text))]
 
 
 def gap(a: tuple[int, int], b: tuple[int, int]) -> int:

@@ -6,10 +6,10 @@ so they cannot disagree.
 from __future__ import annotations
 
 import html
-from dataclasses import asdict
 import json
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 

@@ -14,8 +14,6 @@ result says ``not run`` with the reason, and no number is made up for it.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import platform
 import subprocess
@@ -28,13 +26,34 @@ from typing import Any
 
 import yaml
 
-from llmstruct import __version__, pipeline
+from llmstruct import __version__
+from llmstruct.answer import (
+    Asker,
+    catalog_from_store,
+    load_catalog,
+    retrieve,
+    rule_plan,
+)
+from llmstruct.config import DEFAULT_BACKEND, DEFAULT_MODEL, DEFAULT_THREADS
 from llmstruct.eval import gold as gold_mod
 from llmstruct.eval.answers import AnswerRun, score_answers
-from llmstruct.eval.extraction import CallStat, SystemRun, anchor_gold, assign, gold_key, rules_run, score_system
+from llmstruct.eval.extraction import (
+    CallStat,
+    SystemRun,
+    anchor_gold,
+    assign,
+    gold_key,
+    rules_run,
+    score_system,
+)
 from llmstruct.eval.gold import GoldItem, GoldQuestion
 from llmstruct.eval.retrieval import run_retrieval
-from llmstruct.formats import read_source
+from llmstruct.indexing import index_paths
+from llmstruct.ingest import expand_paths, read_source
+from llmstruct.models import get_backend
+from llmstruct.search import search
+from llmstruct.store.opening import open_store
+from llmstruct.structure import llm_pass
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_FILE = Path("evals/smoke.yaml")
@@ -62,9 +81,11 @@ class Suite:
 class EvalOptions:
     """How to run: which model, which baselines, where the seeds and the index are."""
 
-    backend: str | None = None
-    model: str | None = None
-    endpoint: str | None = None
+    backend: str = DEFAULT_BACKEND
+    model: str = DEFAULT_MODEL
+    endpoint: str = ""
+    threads: int = DEFAULT_THREADS
+    cache_dir: Path | None = None
     rules_only: bool = False
     baselines: bool = True
     answers: bool = True
@@ -141,11 +162,6 @@ def _subset(data: dict, root: Path, items: dict, questions: dict, arg: str) -> N
         questions[qid] = all_qs[qid]
 
 
-def _module(name: str):
-    """The module if it is installed, else None (a missing section dependency, not an error)."""
-    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
-
-
 def _git_commit(root: Path) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
@@ -178,23 +194,17 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
     questions = list(suite.questions)[: opts.limit] if opts.limit else list(suite.questions)
     files = sorted({opts.seeds_dir / i.file for i in items})
     # questions are asked of the whole corpus: unanswerable ones must find nothing anywhere
-    corpus = pipeline.expand_paths([opts.seeds_dir])
+    corpus = expand_paths([opts.seeds_dir])
     backend_box: dict[str, Any] = {}
 
     def backend() -> Any:
         """The model backend, built once on first use; an error string when it cannot be built."""
         if "b" not in backend_box:
             try:
-                from llmstruct.config import get_settings
-                from llmstruct.models import get_backend
-
-                settings = get_settings()
-                name = opts.backend or settings.backend
-                kw: dict[str, Any] = {"model": opts.model or settings.model}
-                if name.lower() == "vllm" and (opts.endpoint or settings.endpoint):
-                    kw["endpoint"] = opts.endpoint or settings.endpoint
-                log(f"loading backend {name} {kw['model']}")
-                backend_box["b"] = get_backend(name, **kw)
+                endpoint = opts.endpoint if opts.backend.lower() == "vllm" else ""
+                log(f"loading backend {opts.backend} {opts.model}")
+                backend_box["b"] = get_backend(opts.backend, model=opts.model, endpoint=endpoint, threads=opts.threads,
+                                               cache_dir=opts.cache_dir)
             except Exception as exc:  # reported as the reason a section did not run
                 backend_box["b"] = f"backend not available: {type(exc).__name__}: {exc}"
         return backend_box["b"]
@@ -238,11 +248,6 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
 
 def _model_extraction(items, rules: SystemRun, structured: dict, opts: EvalOptions, backend, sections: Sections,
                       log: Log) -> dict:
-    llm_pass = _module("llmstruct.llm_pass")
-    if llm_pass is None:
-        for s in ("extraction.llmstruct", "extraction.unconstrained"):
-            sections.skip(s, "module llmstruct.llm_pass missing")
-        return {}
     b = backend()
     if isinstance(b, str):
         for s in ("extraction.llmstruct", "extraction.unconstrained"):
@@ -261,7 +266,7 @@ def _model_extraction(items, rules: SystemRun, structured: dict, opts: EvalOptio
     for name, constrained in variants:
         log(f"extraction: {name} on {sum(map(len, only.values()))} items")
         try:
-            run = model_run(llm_pass, name, structured, only, b, constrained, rules.texts, log)
+            run = model_run(name, structured, only, b, constrained, rules.texts, log)
         except Exception as exc:  # the section fails, the run goes on
             sections.skip(f"extraction.{name}", f"failed: {type(exc).__name__}: {exc}")
             continue
@@ -270,7 +275,7 @@ def _model_extraction(items, rules: SystemRun, structured: dict, opts: EvalOptio
     return out
 
 
-def model_run(llm_pass, name: str, structured: dict, only: dict[str, set[str]], backend, constrained: bool,
+def model_run(name: str, structured: dict, only: dict[str, set[str]], backend, constrained: bool,
               texts: dict[str, str], log: Log = lambda _m: None) -> SystemRun:
     """Label the gold items of each file with the model; no cache, so times are real."""
     records = {}
@@ -303,39 +308,29 @@ def model_run(llm_pass, name: str, structured: dict, only: dict[str, set[str]], 
 def _retrieval(questions, files, texts, opts: EvalOptions, sections: Sections, log: Log) -> tuple[dict, Any]:
     """Scores per retrieval system, and the store when one could be opened (answers use it too)."""
     out: dict[str, Any] = {}
-    answering = _module("llmstruct.answering")
-    if answering is not None:
-        log("retrieval: record-passage BM25 (no store)")
-        catalog = answering.load_catalog(files)
+    log("retrieval: record-passage BM25 (no store)")
+    catalog = load_catalog(files)
 
-        def catalog_search(question: str, k: int):
-            plan = answering.rule_plan(question, (), catalog)
-            return answering.retrieve(plan, catalog, None, k=k)
+    def catalog_search(question: str, k: int):
+        plan = rule_plan(question, (), catalog)
+        return retrieve(plan, catalog, None, k=k)
 
-        out["records_bm25"] = {"title": "record passages BM25 记录段落 (answering, no store)",
-                               **run_retrieval(questions, catalog_search, texts)}
-        sections.ran("retrieval.records_bm25")
-    else:
-        sections.skip("retrieval.records_bm25", "module llmstruct.answering missing")
+    out["records_bm25"] = {"title": "record passages BM25 记录段落 (answering, no store)",
+                           **run_retrieval(questions, catalog_search, texts)}
+    sections.ran("retrieval.records_bm25")
     if not opts.use_store:
         for m in STORE_MODES:
             sections.skip(f"retrieval.{m}", "--no-store")
         return out, None
-    store_mod, retrieval_mod = _module("llmstruct.store"), _module("llmstruct.retrieval")
-    if store_mod is None or retrieval_mod is None:
-        missing = "llmstruct.store" if store_mod is None else "llmstruct.retrieval"
-        for m in STORE_MODES:
-            sections.skip(f"retrieval.{m}", f"module {missing} missing")
-        return out, None
     try:
-        store = open_eval_store(store_mod, files, opts, log)
+        store = open_eval_store(files, opts, log)
     except Exception as exc:  # no index, no store numbers
         for m in STORE_MODES:
             sections.skip(f"retrieval.{m}", f"store not available: {type(exc).__name__}: {exc}")
         return out, None
     for mode in STORE_MODES:
         log(f"retrieval: store {mode}")
-        res = run_retrieval(questions, lambda q, k, m=mode: retrieval_mod.search(store, q, k=k, mode=m), texts)
+        res = run_retrieval(questions, lambda q, k, m=mode: search(store, q, k=k, mode=m), texts)
         if res["errors"] and len(res["errors"]) == res["overall"]["questions"]:
             sections.skip(f"retrieval.{mode}", f"every query failed: {next(iter(res['errors'].values()))}")
             continue
@@ -344,18 +339,18 @@ def _retrieval(questions, files, texts, opts: EvalOptions, sections: Sections, l
     return out, store
 
 
-def open_eval_store(store_mod, files: list[Path], opts: EvalOptions, log: Log):
+def open_eval_store(files: list[Path], opts: EvalOptions, log: Log):
     """The index to search: ``--store``/``--store-url``, else the configured store.
 
     Corpus files the store does not hold (same name and sha256) are indexed first, as the
     app does on its first start; indexing is idempotent, so a second run only reads.
     """
-    store = store_mod.open_store(path=opts.store_path, url=opts.store_url)
+    store = open_store(path=opts.store_path, url=opts.store_url)
     have = {(d.source_file, d.source_sha256) for d in store.documents()}
     missing = [f for f in files if (f.name, read_source(f).sha256) not in have]
     if missing:
         log(f"retrieval: indexing {len(missing)} corpus files into {store.location} (embeds every chunk once)")
-        report = store.index_paths(missing)
+        report = index_paths(store, missing)
         if report.errors:
             raise RuntimeError("; ".join(report.errors[:3]))
     return store
@@ -365,21 +360,17 @@ def _answers(questions, files, texts, opts: EvalOptions, backend, store, section
              log: Log) -> dict | None:
     """The product's answer path: the store's records and hybrid search when a store is open
     (as ``llmstruct ask`` does), else records structured in memory with keyword retrieval."""
-    answering = _module("llmstruct.answering")
-    if answering is None:
-        sections.skip("answers", "module llmstruct.answering missing")
-        return None
     b = backend()
     if isinstance(b, str):
         sections.skip("answers", b)
         return None
     if store is not None:
-        catalog = answering.catalog_from_store(store, [opts.seeds_dir])
+        catalog = catalog_from_store(store, [opts.seeds_dir])
         how = f"store {getattr(store, 'location', '')} hybrid retrieval"
     else:
-        catalog = answering.load_catalog(files)
+        catalog = load_catalog(files)
         how = "no store: BM25 over record passages"
-    asker = answering.Asker(catalog=catalog, backend=b, store=store)
+    asker = Asker(catalog=catalog, backend=b, store=store)
     answers, secs, errors = {}, {}, {}
     for n, q in enumerate(questions, start=1):
         log(f"answers: {n}/{len(questions)} {q.id}")

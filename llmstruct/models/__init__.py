@@ -9,72 +9,59 @@ from __future__ import annotations
 import os
 
 # Never reach a model hub from this package: huggingface_hub and transformers read these
-# at import time, so set them before anything below can import them.
+# at import time, so set them before anything can import them.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-from llmstruct.models.base import GenerationResult, StructuredBackend  # noqa: E402
+from llmstruct.config import DEFAULT_BACKEND, DEFAULT_MODEL, DEFAULT_THREADS  # noqa: E402
+from llmstruct.models.base import Capabilities, GenerationResult, StructuredBackend  # noqa: E402
+from llmstruct.models.llamacpp import LlamaCppBackend  # noqa: E402
+from llmstruct.models.provision import PRESETS, ModelError, assemble, gguf_path, prepare  # noqa: E402
+from llmstruct.models.transformers import TransformersBackend  # noqa: E402
+from llmstruct.models.vllm import VllmOfflineBackend, VllmServerBackend  # noqa: E402
 
 BACKENDS = ("transformers", "llamacpp", "vllm")
 
-__all__ = ["BACKENDS", "GenerationResult", "StructuredBackend", "get_backend"]
+__all__ = ["BACKENDS", "Capabilities", "GenerationResult", "StructuredBackend", "get_backend"]
 
 
-def get_backend(name: str | None = None, **kw) -> StructuredBackend:
+def get_backend(name: str = DEFAULT_BACKEND, *, model: str | None = None, threads: int = DEFAULT_THREADS,
+                endpoint: str = "", cache_dir=None, **kw) -> StructuredBackend:
     """Build a backend by name.
 
     ``transformers`` takes ``model_dir`` (or ``model``: a preset name, a ``.gguf`` file or a
     transformers folder, prepared offline via :func:`llmstruct.models.provision.prepare`),
-    plus ``threads``, ``grammar`` and ``dtype``. With neither, the configured model
-    (``llmstruct.config``) is prepared.
+    plus ``grammar`` and ``dtype``. With neither, the default model is prepared.
 
     ``llamacpp`` takes ``model`` (a preset name, whose checked ``model.gguf`` is used, or a
     local ``.gguf`` file) or ``gguf_path``, plus ``threads`` and ``n_ctx``.
 
-    ``vllm`` with ``endpoint`` (or the ``endpoint`` setting) talks to a running ``vllm
+    ``vllm`` with ``endpoint`` talks to a running ``vllm
     serve``; ``model`` then picks the served model (a served name, or a preset whose
     prepared folder is what the server loaded), plus ``concurrency``, ``timeout`` and
     ``tokenizer``. Without an endpoint it runs ``vllm.LLM`` in this process, which needs
     the vllm package; ``model`` is prepared as for ``transformers``.
     """
-    from llmstruct.config import get_settings
-    from llmstruct.models.provision import ModelError, prepare
-
-    settings = get_settings()
-    if name is None:
-        name = settings.backend
     key = name.strip().lower().replace("-", "").replace("_", "").replace(".", "")
-    model = kw.pop("model", None)
-    cache_dir = kw.pop("cache_dir", None)
     if key in ("transformers", "hf"):
-        from llmstruct.models.transformers import TransformersBackend
-
         model_dir = kw.pop("model_dir", None)
         if model_dir is None:
             model_dir = prepare(model, cache_dir)
-        kw.setdefault("threads", settings.threads)
-        return TransformersBackend(model_dir, **kw)
+        return TransformersBackend(model_dir, threads=threads, **kw)
     if key in ("llamacpp", "llamacpppython"):
-        from llmstruct.models.llamacpp import LlamaCppBackend
-
-        path = kw.pop("gguf_path", None) or _gguf_for(model or settings.model, cache_dir)
-        kw.setdefault("threads", settings.threads)
-        return LlamaCppBackend(path, **kw)
+        path = kw.pop("gguf_path", None) or _gguf_for(model or DEFAULT_MODEL, cache_dir)
+        return LlamaCppBackend(path, threads=threads, **kw)
     if key == "vllm":
-        endpoint = kw.pop("endpoint", None) or settings.endpoint
         if endpoint:
-            from llmstruct.models.vllm import VllmServerBackend
-
             return VllmServerBackend(endpoint, model, **kw)
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
             raise ModelError(
                 "backend 'vllm' needs an endpoint of a running `vllm serve` (--endpoint URL or "
-                "setting 'endpoint'), or the vllm package in this environment for offline use"
+                "LLMSTRUCT_ENDPOINT), or the vllm package in this environment for offline use"
             )
-        from llmstruct.models.vllm import VllmOfflineBackend
 
         return VllmOfflineBackend(kw.pop("model_dir", None) or prepare(model, cache_dir), **kw)
     raise ModelError(f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)}")
@@ -83,8 +70,6 @@ def get_backend(name: str | None = None, **kw) -> StructuredBackend:
 def _gguf_for(model: str, cache_dir=None):
     """A preset's assembled and checked GGUF, or a local ``.gguf`` file as given."""
     from pathlib import Path
-
-    from llmstruct.models.provision import PRESETS, ModelError, assemble, gguf_path
 
     if model in PRESETS:
         path = gguf_path(model, cache_dir)

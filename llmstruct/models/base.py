@@ -1,9 +1,10 @@
-"""The one small interface every generation backend implements."""
+"""The one small interface every generation backend implements, with what it can do declared."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -29,32 +30,60 @@ class GenerationResult:
     truncated: bool
 
 
-@runtime_checkable
-class StructuredBackend(Protocol):
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend does beyond the required calls, so callers need not probe for it.
+
+    ``streaming``: :meth:`StructuredBackend.generate_json_stream` yields text as it is
+    decoded (otherwise it yields the whole output once). ``prefix_cache``: a ``prefix`` given
+    to the stream is prefilled once and reused. ``batching``: prompts of one call share
+    forward passes. ``grammar``: the constrained-decoding engine, for display and provenance.
+    ``threads``: CPU threads it computes on (0 when the work runs elsewhere, e.g. a server).
+    """
+
+    streaming: bool = False
+    prefix_cache: bool = False
+    batching: bool = False
+    grammar: str = ""
+    threads: int = 0
+
+
+class StructuredBackend(ABC):
     """A local model that returns grammar-constrained JSON (and plain text for baselines)."""
 
     name: str
     model_id: str
 
-    def generate_json(
-        self, prompts: list[str], schema: type[BaseModel], max_new_tokens: int
-    ) -> list[GenerationResult]:
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    @abstractmethod
+    def generate_json(self, prompts: list[str], schema: type[BaseModel], max_new_tokens: int) -> list[GenerationResult]:
         """Generate, for every prompt, compact JSON constrained to ``schema``'s JSON schema.
 
         Prompts are used verbatim (build them with :meth:`chat_prompt`); they are
         processed as one batch; results come back in prompt order.
         """
-        ...
 
+    @abstractmethod
     def generate_text(self, prompts: list[str], max_new_tokens: int) -> list[GenerationResult]:
         """Unconstrained greedy generation (baselines and comparisons)."""
-        ...
 
+    @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under the model's tokenizer, no special tokens added."""
-        ...
 
+    @abstractmethod
     def chat_prompt(self, system: str, user: str) -> str:
         """The model's chat template applied to one system and one user message,
         ending where the assistant's answer starts."""
-        ...
+
+    def generate_json_stream(self, prompt: str, schema: type[BaseModel], max_new_tokens: int,
+                             prefix: str = "") -> Iterator[str]:
+        """Pieces of one constrained generation; without streaming, the whole output at once."""
+        yield self.generate_json([prompt], schema, max_new_tokens)[0].text
+
+    def warm_up(self) -> None:
+        """Pay one-off start costs (grammar tables, first forward pass) before the first user."""
+        self.generate_text([self.chat_prompt("", "你好")], 1)

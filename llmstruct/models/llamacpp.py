@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llmstruct.models.base import GenerationResult
+from llmstruct.models.base import Capabilities, GenerationResult, StructuredBackend
 from llmstruct.models.provision import ModelError
 from llmstruct.models.schema_json import compact_json_schema
 
@@ -48,7 +48,7 @@ def compact_gbnf(schema: type[BaseModel] | dict) -> str:
     return gbnf
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(StructuredBackend):
     """A GGUF model through llama-cpp-python, JSON constrained by a llama.cpp grammar.
 
     ``gguf_path``: the model file (e.g. ``provision.gguf_path('qwen2.5-coder-0.5b')``).
@@ -95,6 +95,11 @@ class LlamaCppBackend:
         self._template = self._chat_template()
 
     # ------------------------------------------------------------------ setup
+
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(grammar="llama.cpp json-schema", threads=self.threads)
 
     def _chat_template(self):
         """The GGUF's own chat template (jinja), as llama-cpp-python's chat handler reads it."""

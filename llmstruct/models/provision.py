@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmstruct.config import DEFAULT_MODEL, default_cache_dir
 from llmstruct.errors import LlmstructError
 
 
@@ -132,9 +133,7 @@ def pip_command(preset: str = DEFAULT_PRESET) -> str:
 
 def _cache_root(cache_dir: str | Path | None) -> Path:
     if cache_dir is None:
-        from llmstruct.config import get_settings
-
-        cache_dir = get_settings().cache_dir
+        cache_dir = default_cache_dir()
     return Path(cache_dir).expanduser()
 
 
@@ -418,13 +417,10 @@ def prepare(name_or_path: str | Path | None = None, cache_dir: str | Path | None
     """Return a ready transformers folder for a preset name, a local ``.gguf`` or a folder.
 
     Idempotent: an already converted preset is returned at once (no hashing, no loading).
-    ``None`` means the configured model (``llmstruct.config``), by default
-    ``qwen2.5-coder-0.5b``.
+    ``None`` means the default model, ``qwen2.5-coder-0.5b``.
     """
     if name_or_path is None:
-        from llmstruct.config import get_settings
-
-        name_or_path = get_settings().model
+        name_or_path = DEFAULT_MODEL
     if isinstance(name_or_path, str) and name_or_path in PRESETS:
         out = hf_dir(name_or_path, cache_dir)
         if is_hf_dir(out):

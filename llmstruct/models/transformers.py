@@ -31,7 +31,7 @@ from typing import Any, Iterator, Sequence
 
 from pydantic import BaseModel
 
-from llmstruct.models.base import GenerationResult
+from llmstruct.models.base import Capabilities, GenerationResult, StructuredBackend
 from llmstruct.models.provision import ModelError, force_offline
 from llmstruct.models.schema_json import compact_json_schema
 
@@ -42,7 +42,7 @@ PREFIX_CACHE = 4
 STREAM_TIMEOUT_S = 300
 
 
-class TransformersBackend:
+class TransformersBackend(StructuredBackend):
     """A transformers causal LM on CPU with grammar-constrained JSON output.
 
     ``model_dir``: a transformers folder (see :func:`llmstruct.models.provision.prepare`).
@@ -83,8 +83,8 @@ class TransformersBackend:
 
         force_offline()
         try:
-            import torch
             import outlines
+            import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
         except ImportError as e:
             raise ModelError(
@@ -120,8 +120,8 @@ class TransformersBackend:
         """Wrap an already loaded model and tokenizer (tests, experiments)."""
         self = cls.__new__(cls)
         force_offline()
-        import torch
         import outlines
+        import torch
 
         if grammar not in GRAMMARS:
             raise ModelError(f"unknown grammar backend {grammar!r}; use one of {', '.join(GRAMMARS)}")
@@ -245,6 +245,10 @@ class TransformersBackend:
 
     def generate_text(self, prompts: list[str], max_new_tokens: int) -> list[GenerationResult]:
         return self._generate(prompts, max_new_tokens, None)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(streaming=True, prefix_cache=True, batching=True, grammar=self.grammar, threads=self.threads)
 
     def generate_json_stream(self, prompt: str, schema: type[BaseModel], max_new_tokens: int,
                              prefix: str = "") -> Iterator[str]:
@@ -374,7 +378,12 @@ class TransformersBackend:
                         cancel: threading.Event) -> Iterator[str]:
         """``model.generate`` with the grammar's logits processor, streamed (outlines_core,
         which has no fast-forward). ``ids``: the whole prompt; ``cache`` covers its start."""
-        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import (
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+            TextIteratorStreamer,
+        )
 
         class Cancelled(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):

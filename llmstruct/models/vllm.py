@@ -28,8 +28,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from llmstruct.models.base import GenerationResult
-from llmstruct.models.provision import PRESETS, ModelError, force_offline, get_preset, hf_dir, is_hf_dir
+from llmstruct.models.base import Capabilities, GenerationResult, StructuredBackend
+from llmstruct.models.provision import (
+    PRESETS,
+    ModelError,
+    force_offline,
+    get_preset,
+    hf_dir,
+    is_hf_dir,
+)
 from llmstruct.models.schema_json import compact_json_schema
 
 # vLLM's guidance backend is llguidance: the schema gets llguidance's compact options.
@@ -82,7 +89,7 @@ def _chatml(system: str, user: str) -> str:
     return f"{sys_part}<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
 
 
-class VllmServerBackend:
+class VllmServerBackend(StructuredBackend):
     """Structured generation through a running ``vllm serve`` (OpenAI-compatible API).
 
     ``endpoint``: the server's base URL (``http://host:8000``; a trailing ``/v1`` is fine).
@@ -141,6 +148,11 @@ class VllmServerBackend:
             self._check_chatml()
 
     # ------------------------------------------------------------------ setup
+
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batching=True, grammar="server")
 
     def _pick_model(self, model: str | Path | None, served: list[str]) -> str:
         """The served name for ``model``: a served name, or a preset or folder the server loaded."""
@@ -272,7 +284,7 @@ class VllmServerBackend:
         return f"VllmServerBackend(endpoint={self.endpoint!r}, model={self.served_model!r}, concurrency={self.concurrency})"
 
 
-class VllmOfflineBackend:
+class VllmOfflineBackend(StructuredBackend):
     """``vllm.LLM`` in this process; needs ``vllm`` importable (its own venv, pinned torch).
 
     ``model_dir``: a transformers folder (see :func:`llmstruct.models.provision.prepare`).
@@ -310,6 +322,11 @@ class VllmOfflineBackend:
             raise ModelError(f"vLLM cannot load {self.model_dir}: {type(e).__name__}: {e}") from e
         self.load_seconds = time.perf_counter() - t0
         self.tokenizer = self.llm.get_tokenizer()
+
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(batching=True, grammar="guidance")
 
     def _run(self, prompts: list[str], schemas: list[dict | None], max_new_tokens: int) -> list[GenerationResult]:
         if not prompts:

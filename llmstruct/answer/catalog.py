@@ -1,0 +1,185 @@
+"""The catalog: the store's documents and items with the names the planner links to, and the
+original text of each source file that passages are sliced from."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmstruct.answer.terms import QUOTED, simplify
+from llmstruct.ingest.paths import expand_paths
+from llmstruct.ingest.source import read_source
+from llmstruct.schema import DocumentRecord, Indicator, TaskItem
+from llmstruct.structure.pipeline import structure_file
+from llmstruct.text.tokens import jieba_tokenizer
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    """One report as the planner and the UI see it."""
+
+    doc_id: str
+    source_file: str
+    title: str
+    doc_type: str
+    period: str | None
+    province: str | None
+    city: str | None
+    county: str | None
+    town: str | None
+
+    @property
+    def place(self) -> str:
+        return self.town or self.county or self.city or self.province or ""
+
+    @property
+    def label(self) -> str:
+        """Short name for lists and citations: place, year, the start of the title."""
+        year = f"{self.period}年" if self.period else ""
+        title = self.title if len(self.title) <= 20 else self.title[:19] + "…"
+        return f"{self.place}{year}·{title}" if self.place else f"{year}{title}"
+
+
+class Catalog:
+    """The store's documents and structured items, with the names the planner links to.
+
+    Built from DocumentRecords (from the store, or from structuring files directly) and the
+    original text of each source file, which item passages are sliced from.
+    """
+
+    def __init__(self, records: Iterable[DocumentRecord], texts: dict[str, str] | None = None):
+        self.records: dict[str, DocumentRecord] = {r.doc_id: r for r in records}
+        self.texts: dict[str, str] = dict(texts or {})
+        self.docs: dict[str, DocInfo] = {
+            r.doc_id: DocInfo(
+                r.doc_id, r.source_file, r.title.name if r.title else r.doc_id, r.doc_type, r.period,
+                r.region.province, r.region.city, r.region.county, r.region.town,
+            )
+            for r in self.records.values()
+        }
+        self.leaders = sorted({ld.name for r in self.records.values() for i in r.items for ld in i.leaders}, key=len, reverse=True)
+        units: dict[str, str] = {}
+        for r in self.records.values():
+            for i in r.items:
+                for u in i.units:
+                    units.setdefault(u.name, u.canonical)
+                    units.setdefault(u.canonical, u.canonical)
+        self.units = dict(sorted(units.items(), key=lambda kv: len(kv[0]), reverse=True))
+        self.place_names = self._collect_place_names()
+        jieba = jieba_tokenizer()
+        for word in [n for n, _, _ in self.place_names] + self.leaders + list(self.units):
+            jieba.add_word(word)
+
+    def _collect_place_names(self) -> list[tuple[str, str, int]]:
+        """(name as it may be written, canonical place, level) longest first; level 3 = town."""
+        names: dict[str, tuple[str, int]] = {}
+        for d in self.docs.values():
+            for level, place in ((3, d.town), (2, d.county), (1, d.city)):
+                if not place:
+                    continue
+                names.setdefault(place, (place, level))
+                short = re.sub(r"(街道|镇|乡|县|区|市)$", "", place)
+                if len(short) >= 2 and short != place:
+                    names.setdefault(short, (place, level))
+        return sorted(((n, p, lv) for n, (p, lv) in names.items()), key=lambda x: (-len(x[0]), -x[2]))
+
+    def find_places(self, text: str) -> list[str]:
+        """Places named in ``text`` (canonical, in order of mention), longest names first."""
+        taken = [False] * len(text)
+        found: list[tuple[int, str]] = []
+        for name, place, _ in self.place_names:
+            for m in re.finditer(re.escape(name), text):
+                if any(taken[m.start():m.end()]):
+                    continue
+                for k in range(m.start(), m.end()):
+                    taken[k] = True
+                found.append((m.start(), place))
+        out: list[str] = []
+        for _, place in sorted(found):
+            if place not in out:
+                out.append(place)
+        return out
+
+    def docs_for(self, places: Sequence[str], years: Sequence[str]) -> list[str]:
+        """Documents about the places (the most specific level wins); years break ties."""
+        chosen: list[str] = []
+        for place in places:
+            exact = [d for d in self.docs.values() if d.place == place]
+            if not exact:
+                exact = [d for d in self.docs.values() if place in (d.town, d.county, d.city)]
+            if years and len({d.period for d in exact}) > 1:
+                same = [d for d in exact if d.period in years]
+                exact = same or exact
+            chosen += [d.doc_id for d in exact if d.doc_id not in chosen]
+        return chosen
+
+    def items_named(self, question: str, doc_ids: Sequence[str] = ()) -> list[tuple[DocumentRecord, TaskItem]]:
+        """Items whose task text contains a phrase the question puts in quotes (“深化‘放管服’改革”)."""
+        phrases = [simplify(x) for x in QUOTED.findall(question)]
+        if not phrases:
+            return []
+        out = []
+        for rec in self.records.values():
+            if doc_ids and rec.doc_id not in doc_ids:
+                continue
+            for it in rec.items:
+                text = simplify(it.task.text)
+                if any(ph in text for ph in phrases):
+                    out.append((rec, it))
+        return out
+
+    def figures_in(self, doc_id: str, start: int, end: int) -> list[Indicator]:
+        """The structured figures whose evidence overlaps ``[start, end)`` of the document's
+        file text: what a quote states, as the records classify it (target, actual …)."""
+        rec = self.records.get(doc_id)
+        if rec is None:
+            return []
+        return [ind for it in rec.items for ind in [*it.targets, *(g for p in it.progress for g in p.indicators)]
+                if ind.evidence.start < end and ind.evidence.end > start]
+
+    def item(self, item_id: str) -> tuple[DocumentRecord, TaskItem] | None:
+        doc_id = item_id.split("#", 1)[0]
+        rec = self.records.get(doc_id)
+        if rec is None:
+            return None
+        for it in rec.items:
+            if it.item_id == item_id:
+                return rec, it
+        return None
+
+
+def catalog_from_store(store: Any, folders: Sequence[Path]) -> Catalog:
+    """Records from the store, with each source file's original text (looked up by file
+    name in ``folders``) so that spans can be sliced and shown."""
+    records = list(store.records())
+    by_name: dict[str, Path] = {}
+    for folder in folders:
+        if folder.is_dir():
+            for f in folder.iterdir():
+                if f.is_file():
+                    by_name.setdefault(f.name, f)
+    cache: dict[Path, str] = {}
+    texts: dict[str, str] = {}
+    for r in records:
+        path = by_name.get(Path(r.source_file).name)
+        if path is None:
+            continue
+        if path not in cache:
+            cache[path] = read_source(path).text
+        texts[r.doc_id] = cache[path]
+    return Catalog(records, texts)
+
+
+def load_catalog(paths: Iterable[str | Path]) -> Catalog:
+    """A catalog from files structured on the spot (rules-only): for tests and for running
+    without a store."""
+    records, texts = [], {}
+    for f in expand_paths([Path(p) for p in paths]):
+        s = structure_file(f)
+        for r in s.records:
+            records.append(r)
+            texts[r.doc_id] = s.source.text
+    return Catalog(records, texts)

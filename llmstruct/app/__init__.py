@@ -1,0 +1,1 @@
+"""The edges: the CLI, the Gradio app, review pages, and the wiring from settings to library."""

@@ -1,0 +1,479 @@
+"""The Gradio app (Chinese UI): chat with verified citations, documents, upload, status.
+
+The app is a thin layer over :mod:`llmstruct.answering`. It starts serving at once and
+prepares itself in a background thread (model, store, first indexing of ``seeds/``),
+showing each step in the status panel, so a first start on a fresh machine never looks
+like a hang. Analytics and version checks are off; it binds to 127.0.0.1 unless told
+otherwise; a login is asked for when ``auth`` is configured.
+"""
+
+from __future__ import annotations
+
+import os
+
+from llmstruct.app.corpus import open_corpus
+from llmstruct.structure.pipeline import structure_file
+
+# Offline: gradio looks up its analytics and version hosts at import/start otherwise.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+import csv  # noqa: E402
+import html  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from llmstruct.answer.asker import Asker
+from llmstruct.answer.catalog import Catalog
+from llmstruct.answer.refusal import REFUSAL
+from llmstruct.app.corpus import store_counts  # noqa: E402
+from llmstruct.app.wiring import backend_from_settings  # noqa: E402
+from llmstruct.config import Settings, load_settings  # noqa: E402
+from llmstruct.schema import Answer, Citation, DocumentRecord, TaskItem  # noqa: E402
+
+UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
+STATUS_ZH = {
+    "completed": ("已完成", "#1a7f37"), "in_progress": ("推进中", "#0969da"), "behind": ("滞后", "#cf222e"),
+    "not_started": ("未启动", "#9a6700"), "suspended": ("暂缓/搁置", "#8250df"), "planned": ("计划", "#57606a"),
+    "unknown": ("未知", "#57606a"),
+}
+DOC_TYPE_ZH = {"progress_report": "进展通报", "task_list": "任务清单", "work_report": "政府工作报告", "other": "其他"}
+ROLE_ZH = {"lead": "牵头", "responsible": "负责", "cooperating": "配合", "reporting": "报送"}
+CSS = """
+.cite-passage mark {background:#ffe58f; padding:0 2px; border-radius:2px;}
+.cite-passage {white-space:pre-wrap; line-height:1.7; max-height:420px; overflow:auto;}
+.status-tag {color:#fff; padding:1px 6px; border-radius:4px; font-size:0.85em; white-space:nowrap;}
+"""
+
+
+@dataclass
+class Engine:
+    """Process-wide state: the asker (catalog, backend, store) and readiness, prepared in the
+    background. Chat handlers read it; only the preparer and uploads write it."""
+
+    settings: Settings
+    asker: Asker | None = None
+    store: Any = None
+    steps: list[str] = field(default_factory=list)
+    ready: bool = False
+    error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def log(self, message: str) -> None:
+        self.steps.append(f"{time.strftime('%H:%M:%S')} {message}")
+
+    # ------------------------------------------------------------------ preparation
+
+    def prepare(self) -> None:
+        """Model, store, first indexing; every step is logged for the status panel."""
+        try:
+            self.log("读取文件库…")
+            catalog, store = self._open_corpus()
+            self.store = store
+            self.log("准备模型（首次启动会组装并转换模型，约需1分钟）…")
+
+            t0 = time.perf_counter()
+            backend = backend_from_settings(self.settings)
+            self.log(f"模型已加载：{backend.model_id}（{time.perf_counter() - t0:.1f} 秒）")
+            self.asker = Asker(catalog, backend, store=store)
+            self.log("预热解码语法…")
+            backend.warm_up()
+            self.ready = True
+            self.log("就绪")
+        except Exception as exc:  # shown in the status panel instead of a dead app
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.log(f"准备失败：{self.error}")
+
+    def _open_corpus(self) -> tuple[Catalog, Any]:
+        return open_corpus(self.settings, self.log)
+
+    # ------------------------------------------------------------------ uploads
+
+    def add_file(self, path: Path, progress=None) -> list[DocumentRecord]:
+        """Structure an uploaded report, index it, and make it askable."""
+        uploads = self.settings.data_dir / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        target = uploads / path.name
+        shutil.copyfile(path, target)
+        if progress:
+            progress(0.2, desc="正在解析和结构化…")
+        result = structure_file(target, self.settings.max_file_mb)
+        if progress:
+            progress(0.6, desc="正在建立索引…")
+        if self.store is not None:
+            report = self.store.index_records(result)
+            if getattr(report, "errors", None):
+                raise RuntimeError("；".join(report.errors))
+        with self.lock:
+            assert self.asker is not None
+            old = self.asker.catalog
+            records = list(old.records.values()) + result.records
+            texts = dict(old.texts) | {r.doc_id: result.source.text for r in result.records}
+            self.asker.catalog = Catalog(records, texts)
+        if progress:
+            progress(1.0, desc="完成")
+        return result.records
+
+    def status_markdown(self) -> str:
+        s = self.settings
+        lines = ["### 系统状态", ""]
+        state = "就绪" if self.ready else ("准备失败" if self.error else "正在准备…")
+        lines.append(f"- 状态：{state}")
+        if self.asker is not None and self.asker.backend is not None:
+            b = self.asker.backend
+            cap = b.capabilities
+            lines.append(f"- 模型：{b.model_id}；后端：{b.name}；约束解码：{cap.grammar}；线程：{cap.threads}")
+        else:
+            lines.append(f"- 模型：{s.model}；后端：{s.backend}")
+        if self.store is not None:
+            c = store_counts(self.store)
+            where = getattr(self.store, "url", None) or getattr(self.store, "path", None) or ""
+            lines.append(f"- 向量库：Chroma {where}；文档 {c.get('documents', '?')}，条目 {c.get('items', '?')}，"
+                         f"片段 {c.get('chunks', '?')}")
+        else:
+            lines.append("- 向量库：未启用（内存关键词检索）")
+        if self.asker is not None:
+            cat = self.asker.catalog
+            items = sum(len(r.items) for r in cat.records.values())
+            lines.append(f"- 报告：{len(cat.records)} 份；任务条目：{items} 条")
+        lines.append(f"- 监听地址：{s.host}:{s.port}；登录：{'开启' if s.auth else '关闭'}；上传上限：{s.max_upload_mb:g} MB")
+        lines += ["", "#### 准备过程", "", *[f"- {x}" for x in self.steps[-12:]]]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def render_answer(answer: Answer, catalog: Catalog | None) -> str:
+    """Markdown for the chat: the answer, then the numbered sources with their quotes."""
+    if answer.refused:
+        return f"**{answer.answer}**"
+    lines = [answer.answer.replace("\n", "  \n"), "", "**引用来源**（点击右侧编号查看原文）："]
+    for c in answer.citations:
+        lines.append(f"- [{c.n}] {_doc_label(catalog, c.doc_id)}：「{_short(c.quote, 60)}」")
+    return "\n".join(lines)
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def _doc_label(catalog: Catalog | None, doc_id: str) -> str:
+    if catalog and doc_id in catalog.docs:
+        return catalog.docs[doc_id].label
+    return doc_id
+
+
+def citation_choices(answer: Answer | None, catalog: Catalog | None) -> list[tuple[str, int]]:
+    if answer is None or answer.refused:
+        return []
+    return [(f"[{c.n}] {_short(_doc_label(catalog, c.doc_id), 24)}：{_short(c.quote, 20)}", k)
+            for k, c in enumerate(answer.citations)]
+
+
+def passage_html(citation: Citation, catalog: Catalog, context: int = 220) -> str:
+    """The source around a citation with the cited span highlighted."""
+    text = catalog.texts.get(citation.doc_id)
+    if text is None:
+        return f"<div class='cite-passage'>（原文不可用）<mark>{html.escape(citation.quote)}</mark></div>"
+    a, b = citation.start, citation.end
+    lo, hi = max(0, a - context), min(len(text), b + context)
+    body = (html.escape(text[lo:a]) + f"<mark id='cited-span'>{html.escape(text[a:b])}</mark>" + html.escape(text[b:hi]))
+    head = (f"<div><b>[{citation.n}] {html.escape(_doc_label(catalog, citation.doc_id))}</b><br>"
+            f"<small>文件 {html.escape(citation.source_file)}，字符 {a}–{b}</small></div>")
+    return f"{head}<div class='cite-passage'>{'…' if lo else ''}{body}{'…' if hi < len(text) else ''}</div>"
+
+
+def item_at(catalog: Catalog, doc_id: str, pos: int) -> TaskItem | None:
+    """The item whose passage holds original offset ``pos``."""
+    rec = catalog.records.get(doc_id)
+    if rec is None:
+        return None
+    for it in rec.items:
+        spans = list(it.task.spans) + [s for p in it.progress for s in p.text.spans]
+        spans += [ld.span for ld in it.leaders] + [s for u in it.units for s in u.spans]
+        if spans and min(s.start for s in spans) <= pos < max(s.end for s in spans):
+            return it
+    return None
+
+
+def item_summary(it: TaskItem | None) -> dict:
+    if it is None:
+        return {}
+    return {
+        "item_id": it.item_id,
+        "序号": it.seq_no,
+        "类别": it.kind,
+        "所属章节": it.section_path,
+        "任务": it.task.text[:300],
+        "责任领导": [x.name for x in it.leaders],
+        "单位": [f"{u.name}（{ROLE_ZH[u.role]}）" for u in it.units],
+        "状态": STATUS_ZH.get(it.status or "", ("", ""))[0] or None,
+        "时限": [d.text for d in it.deadlines],
+        "进展": [((p.reporting_unit.name + "：") if p.reporting_unit else "") + p.text.text[:200] for p in it.progress],
+    }
+
+
+def items_html(rec: DocumentRecord | None) -> str:
+    """A report's task items as a table, statuses in colour."""
+    if rec is None:
+        return "<p>请选择一份报告。</p>"
+    rows = []
+    for it in rec.items:
+        label, colour = STATUS_ZH.get(it.status or "", ("—", "#8c959f"))
+        tag = f"<span class='status-tag' style='background:{colour}'>{label}</span>" if it.status else "—"
+        units = "、".join(f"{u.name}（{ROLE_ZH[u.role]}）" for u in it.units)
+        rows.append(
+            f"<tr><td>{it.seq_no if it.seq_no is not None else ''}</td><td>{html.escape(_short(it.heading or it.task.text, 80))}</td>"
+            f"<td>{html.escape('、'.join(x.name for x in it.leaders))}</td><td>{html.escape(units)}</td><td>{tag}</td></tr>"
+        )
+    return ("<table><thead><tr><th>序号</th><th>任务</th><th>责任领导</th><th>单位</th><th>状态</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def export_files(rec: DocumentRecord, out_dir: Path) -> list[str]:
+    """JSON (the full record), CSV and Excel (one row per item) of one report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / rec.doc_id
+    json_path = base.with_suffix(".json")
+    json_path.write_text(rec.model_dump_json(indent=2), encoding="utf-8")
+    header = ["item_id", "序号", "类别", "章节", "任务", "责任领导", "单位", "状态", "时限"]
+    rows = [[it.item_id, it.seq_no, it.kind, " / ".join(it.section_path), it.task.text,
+             "、".join(x.name for x in it.leaders), "、".join(f"{u.name}({ROLE_ZH[u.role]})" for u in it.units),
+             STATUS_ZH.get(it.status or "", ("", ""))[0], "、".join(d.text for d in it.deadlines)] for it in rec.items]
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    writer.writerows(rows)
+    csv_path = base.with_suffix(".csv")
+    csv_path.write_text("\ufeff" + buf.getvalue(), encoding="utf-8")
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "任务"
+    ws.append(header)
+    for r in rows:
+        ws.append(r)
+    xlsx_path = base.with_suffix(".xlsx")
+    wb.save(xlsx_path)
+    return [str(json_path), str(csv_path), str(xlsx_path)]
+
+
+# ----------------------------------------------------------------------------- app
+
+
+def build_app(engine: Engine | None = None, start: bool = True, settings: Settings | None = None):
+    """The Blocks app; ``start`` prepares the engine in a background thread."""
+    import gradio as gr
+
+    engine = engine or Engine(settings or load_settings())
+    s = engine.settings
+    if start:
+        threading.Thread(target=engine.prepare, daemon=True, name="llmstruct-prepare").start()
+
+    def catalog() -> Catalog | None:
+        return engine.asker.catalog if engine.asker else None
+
+    def filter_choices():
+        cat = catalog()
+        if cat is None:
+            return [], [], [], [], []
+        regions = sorted({d.place for d in cat.docs.values() if d.place})
+        years = sorted({d.period for d in cat.docs.values() if d.period})
+        docs = [(d.label[:40], d.doc_id) for d in cat.docs.values()]
+        units = sorted(set(cat.units.values()))
+        statuses = [(v[0], k) for k, v in STATUS_ZH.items()]
+        return regions, years, docs, units, statuses
+
+    def ask_stream(question: str, history: list, region, year, doc, unit, status):
+        """Generator: the chat, then the verified answer with its citations."""
+        history = list(history or [])
+        question = (question or "").strip()
+        if not question:
+            yield history, gr.update(), None, "", {}
+            return
+        history.append({"role": "user", "content": question})
+        if not engine.ready:
+            note = "系统正在准备：" + (engine.steps[-1] if engine.steps else "启动中") + "。请稍后再问。"
+            if engine.error:
+                note = f"系统准备失败：{engine.error}"
+            history.append({"role": "assistant", "content": note})
+            yield history, gr.update(choices=[], value=None), None, "", {}
+            return
+        prior = [m["content"] for m in history[:-1] if m.get("role") == "user"]
+        filters = {k: v for k, v in (("region", region), ("year", year), ("doc_id", doc), ("unit", unit), ("status", status)) if v}
+        history.append({"role": "assistant", "content": "正在检索…"})
+        yield history, gr.update(choices=[], value=None), None, "", {}
+        answer = None
+        asker = engine.asker
+        assert asker is not None
+        for ev in asker.stream(question, prior, filters or None):
+            if ev.kind == "status":
+                history[-1] = {"role": "assistant", "content": ev.text}
+            elif ev.kind == "draft":
+                history[-1] = {"role": "assistant", "content": "正在从原文摘录依据（核验后显示回答）：\n\n" + ev.text}
+            else:
+                answer = ev.answer
+                shown = render_answer(answer, asker.catalog)
+                if answer.refused and ev.reason:
+                    shown += f"\n\n（{ev.reason}）"
+                history[-1] = {"role": "assistant", "content": shown}
+            if ev.kind != "final":
+                yield history, gr.update(), None, "", {}
+        data = answer.model_dump() if answer else None
+        choices = citation_choices(answer, asker.catalog)
+        yield history, gr.update(choices=choices, value=None), data, "", {}
+
+    def show_citation(k, data):
+        if k is None or not data or engine.asker is None:
+            return "", {}
+        answer = Answer.model_validate(data)
+        if not (0 <= int(k) < len(answer.citations)):
+            return "", {}
+        c = answer.citations[int(k)]
+        cat = engine.asker.catalog
+        return passage_html(c, cat), item_summary(item_at(cat, c.doc_id, c.start))
+
+    def ask_json(question: str, history_json: str = "[]", filters_json: str = "{}") -> dict:
+        """API: one question (prior questions as a JSON list) -> the Answer as a dict."""
+        if not engine.ready or engine.asker is None:
+            raise gr.Error("系统正在准备，请稍后再试。")
+        history = json.loads(history_json or "[]")
+        filters = json.loads(filters_json or "{}") or None
+        return engine.asker.ask(question, history, filters).model_dump()
+
+    def docs_table():
+        cat = catalog()
+        if cat is None:
+            return [], gr.update(choices=[])
+        rows = [[d.doc_id, d.title, d.place, d.period or "", DOC_TYPE_ZH.get(d.doc_type, d.doc_type),
+                 len(cat.records[d.doc_id].items)]
+                for d in cat.docs.values()]
+        return rows, gr.update(choices=[(d.label[:40], d.doc_id) for d in cat.docs.values()])
+
+    def show_doc(doc_id):
+        cat = catalog()
+        if cat is None or not doc_id:
+            return items_html(None), None
+        rec = cat.records.get(doc_id)
+        files = export_files(rec, Path(tempfile.mkdtemp(prefix="llmstruct-export-"))) if rec else None
+        return items_html(rec), files
+
+    def upload(file, progress=gr.Progress()):
+        if file is None:
+            return "请选择文件。", gr.update()
+        if not engine.ready:
+            return "系统正在准备，请稍后再上传。", gr.update()
+        path = Path(file if isinstance(file, str) else file.name)
+        if path.suffix.lower() not in UPLOAD_TYPES:
+            return f"不支持的文件类型：{path.suffix}（支持 {'、'.join(UPLOAD_TYPES)}）", gr.update()
+        if path.stat().st_size > s.max_upload_mb * 1024 * 1024:
+            return f"文件超过 {s.max_upload_mb:g} MB 上限。", gr.update()
+        try:
+            records = engine.add_file(path, progress)
+        except Exception as exc:
+            return f"处理失败：{exc}", gr.update()
+        names = "、".join(f"{r.title.name if r.title else r.doc_id}（{len(r.items)} 条任务）" for r in records)
+        note = "" if any(r.items for r in records) else "注意：未识别出任务条目，该文件暂时无法检索。"
+        return f"已结构化并建立索引：{names}。现在可以在“问答”中提问。{note}", gr.update(choices=filter_choices()[2])
+
+    def refresh_filters():
+        regions, years, docs, units, statuses = filter_choices()
+        return (gr.update(choices=regions), gr.update(choices=years), gr.update(choices=docs),
+                gr.update(choices=units), gr.update(choices=statuses))
+
+    with gr.Blocks(title="政府文件问答") as demo:
+        gr.Markdown("## 政府文件问答 · 每句回答都标注可核验的原文出处")
+        with gr.Tab("问答"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chatbot = gr.Chatbot(label="对话", height=460, elem_id="chat")
+                    with gr.Row():
+                        box = gr.Textbox(placeholder="输入问题，例如：临沭县上半年一般公共预算收入是多少？", show_label=False,
+                                         scale=5, elem_id="question")
+                        send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
+                    clear = gr.Button("清空对话", size="sm")
+                    with gr.Accordion("筛选条件", open=False):
+                        with gr.Row():
+                            f_region = gr.Dropdown(label="地区", choices=[], value=None, allow_custom_value=True)
+                            f_year = gr.Dropdown(label="年份", choices=[], value=None, allow_custom_value=True)
+                            f_doc = gr.Dropdown(label="文件", choices=[], value=None)
+                        with gr.Row():
+                            f_unit = gr.Dropdown(label="单位", choices=[], value=None, allow_custom_value=True)
+                            f_status = gr.Dropdown(label="状态", choices=[], value=None)
+                            refresh = gr.Button("刷新选项", size="sm")
+                with gr.Column(scale=2):
+                    cites = gr.Radio(label="引用（点击查看原文）", choices=[], elem_id="citations")
+                    passage = gr.HTML(label="原文", elem_id="passage")
+                    record = gr.JSON(label="该条目的结构化记录")
+            answer_state = gr.JSON(visible=False, elem_id="answer-json")
+        with gr.Tab("文件"):
+            docs = gr.Dataframe(headers=["doc_id", "标题", "地区", "年份", "类型", "条目数"], interactive=False,
+                                label="报告列表")
+            with gr.Row():
+                pick = gr.Dropdown(label="选择报告", choices=[])
+                load = gr.Button("刷新列表", size="sm")
+            items = gr.HTML()
+            downloads = gr.File(label="下载（JSON / CSV / Excel）", file_count="multiple", interactive=False)
+            gr.Markdown("#### 上传报告")
+            up = gr.File(label=f"上传（{'、'.join(UPLOAD_TYPES)}）", file_types=UPLOAD_TYPES)
+            up_msg = gr.Markdown()
+        with gr.Tab("状态"):
+            status_md = gr.Markdown(engine.status_markdown())
+            timer = gr.Timer(2.0)
+
+        outs = [chatbot, cites, answer_state, passage, record]
+        ins = [box, chatbot, f_region, f_year, f_doc, f_unit, f_status]
+        send.click(ask_stream, ins, outs, api_name="chat").then(lambda: "", None, box, api_name=False)
+        box.submit(ask_stream, ins, outs, api_name=False).then(lambda: "", None, box, api_name=False)
+        clear.click(lambda: ([], gr.update(choices=[], value=None), None, "", {}), None, outs, api_name=False)
+        cites.change(show_citation, [cites, answer_state], [passage, record], api_name="citation")
+        refresh.click(refresh_filters, None, [f_region, f_year, f_doc, f_unit, f_status], api_name=False)
+        load.click(docs_table, None, [docs, pick], api_name=False)
+        pick.change(show_doc, pick, [items, downloads], api_name=False)
+        up.upload(upload, up, [up_msg, pick], api_name="upload")
+        timer.tick(engine.status_markdown, None, status_md, api_name=False)
+        demo.load(docs_table, None, [docs, pick], api_name=False)
+        demo.load(refresh_filters, None, [f_region, f_year, f_doc, f_unit, f_status], api_name=False)
+        api_q = gr.Textbox(visible=False)
+        api_h = gr.Textbox(visible=False)
+        api_f = gr.Textbox(visible=False)
+        api_out = gr.JSON(visible=False)
+        api_btn = gr.Button(visible=False)
+        api_btn.click(ask_json, [api_q, api_h, api_f], api_out, api_name="ask")
+        status_btn = gr.Button(visible=False)
+        status_btn.click(lambda: {"ready": engine.ready, "error": engine.error, "steps": engine.steps[-5:]},
+                         None, gr.JSON(visible=False), api_name="status")
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.engine = engine  # type: ignore[attr-defined]
+    return demo
+
+
+def launch(settings: Settings | None = None, host: str | None = None, port: int | None = None) -> None:
+    """Build and serve: loopback by default, optional login, upload limit, no share link."""
+    s = settings or load_settings()
+    demo = build_app(settings=s)
+    auth = None
+    if s.auth:
+        user, _, password = s.auth.partition(":")
+        auth = (user, password)
+    demo.launch(
+        server_name=host or s.host, server_port=port or s.port, share=False, auth=auth,
+        max_file_size=f"{s.max_upload_mb:g}mb", show_error=True, ssr_mode=False, css=CSS,
+        theme=None, footer_links=[],
+    )
+
+
+__all__ = ["CSS", "Engine", "build_app", "citation_choices", "export_files", "item_at", "items_html", "launch",
+           "passage_html", "render_answer", "REFUSAL"]

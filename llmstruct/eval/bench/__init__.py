@@ -1,0 +1,1 @@
+"""Benchmarks that print numbers: structuring, retrieval at scale, chat latency, load."""

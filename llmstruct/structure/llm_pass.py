@@ -1,0 +1,296 @@
+"""The model pass over structured reports: batching, content-hash cache, checkpoints, retries.
+
+``label_structured`` takes the rules-only result of one file and returns its records with
+the model's labels applied (see :mod:`llmstruct.labeling` for what the model is asked and
+how every label is checked), plus one :class:`ItemRun` per item for ``run.jsonl``.
+
+Why the pieces are here:
+
+- **Cache.** The key of a job hashes prompt version, model id and prompt text, so an
+  unchanged item is never sent to a model twice, across runs and output folders.
+- **Checkpoint.** After every batch its outputs are appended (and fsynced) to a file in
+  the output folder. ``resume=True`` reads it back, so after ``kill -9`` the finished
+  batches are not redone.
+- **Deterministic batches.** Jobs are ordered by prompt length (then key) and cut into
+  batches in that order; batches run in order, so the batches left after a kill are exactly
+  the batches an uninterrupted run would still have run, and greedy decoding gives the
+  same tokens: a resumed run writes the same records as an uninterrupted one.
+- **Retry once.** An output that is cut off by the token cap or does not validate is asked
+  again once, alone, with the error and a larger cap; a second failure is recorded and the
+  item keeps its rules-only values, with a warning on the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from llmstruct import __version__
+from llmstruct.models.base import GenerationResult, StructuredBackend
+from llmstruct.schema import DocumentRecord, Provenance
+from llmstruct.structure.labeling import (
+    PROMPT,
+    ApplyReport,
+    LabelJob,
+    apply_labels,
+    build_job,
+)
+from llmstruct.structure.pipeline import Structured
+from llmstruct.text.prompts import load_template
+
+RETRY_NOTE = "上一次输出无效（{error}）。请严格按要求重新输出紧凑JSON。"
+
+
+@dataclass(frozen=True)
+class ItemRun:
+    """What happened to one item: one line of ``run.jsonl``."""
+
+    doc_id: str
+    item_id: str
+    source: str  # "model", "cache", "checkpoint", "rules" (nothing to ask) or "skipped" (--only)
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retries: int = 0
+    valid: bool = True
+    truncated: bool = False
+    error: str = ""
+    asked_figures: int = 0
+    asked_progress: int = 0
+    indicators: int = 0
+    indicators_grounded: int = 0
+    cues_grounded: int = 0
+
+
+@dataclass
+class LabelRun:
+    records: list[DocumentRecord]
+    items: list[ItemRun] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A model answer for one job, as cached and checkpointed."""
+
+    text: str
+    valid: bool
+    seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    retries: int
+    truncated: bool
+    error: str = ""
+
+
+class LabelCache:
+    """Model outputs on disk by job key (content hash); writes are atomic renames."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> Output | None:
+        try:
+            return Output(**json.loads(self._path(key).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def put(self, key: str, out: Output) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(asdict(out), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+class Checkpoint:
+    """Append-only JSON lines of finished outputs for one source file."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = Path(path)
+        self.done: dict[str, Output] = {}
+        if resume and self.path.is_file():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    self.done[row["key"]] = Output(**row["out"])
+                except (ValueError, KeyError, TypeError):
+                    break  # a line cut by the kill: everything after it is redone
+        elif self.path.exists():
+            self.path.unlink()
+
+    def add(self, pairs: Iterable[tuple[str, Output]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            for key, out in pairs:
+                f.write(json.dumps({"key": key, "out": asdict(out)}, ensure_ascii=False) + "\n")
+                self.done[key] = out
+            f.flush()
+            os.fsync(f.fileno())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _extract_json(text: str) -> str:
+    """For the unconstrained baseline: the outermost {...} of a reply (fences and prose dropped)."""
+    m = re.search(r"\{.*\}", text, re.S)
+    return m.group(0) if m else text
+
+
+def _check(job: LabelJob, res: GenerationResult, constrained: bool) -> str:
+    """An error message for an unusable output, '' when it validates."""
+    if res.truncated:
+        return f"cut off at {res.completion_tokens} tokens"
+    try:
+        job.schema.model_validate_json(res.text if constrained else _extract_json(res.text))
+    except ValidationError as e:
+        first = e.errors()[0]
+        return f"{first.get('type')}: {first.get('msg')}"[:160]
+    return ""
+
+
+def _ask(backend: StructuredBackend, jobs: list[LabelJob], constrained: bool, retry: bool = True) -> list[Output]:
+    """One batch through the model, then a lone retry for each output that failed."""
+    prompts = [backend.chat_prompt(j.system, j.user) for j in jobs]
+    cap = max(j.max_new_tokens for j in jobs)
+    if constrained:
+        results = backend.generate_json(prompts, [j.schema for j in jobs], cap)
+    else:
+        results = backend.generate_text(prompts, cap * 3)
+    outs: list[Output] = []
+    for job, res in zip(jobs, results):
+        error = _check(job, res, constrained)
+        out = Output(res.text, not error, res.seconds / len(jobs), res.prompt_tokens, res.completion_tokens,
+                     0, res.truncated, error)
+        if error and retry:
+            again = job_with_note(job, error)
+            second = _ask(backend, [again], constrained, retry=False)[0]
+            out = Output(second.text, second.valid, out.seconds + second.seconds,
+                         out.prompt_tokens + second.prompt_tokens, out.completion_tokens + second.completion_tokens,
+                         1, second.truncated, second.error)
+        outs.append(out)
+    return outs
+
+
+def job_with_note(job: LabelJob, error: str) -> LabelJob:
+    """The same job re-asked with the validation error and twice the token cap."""
+    return dataclasses.replace(job, user=job.user + "\n" + RETRY_NOTE.format(error=error), cap_factor=2)
+
+
+def plan_batches(jobs: list[LabelJob], batch_size: int) -> list[list[LabelJob]]:
+    """Similar lengths together (little padding), in an order that does not depend on history."""
+    ordered = sorted(jobs, key=lambda j: (len(j.system) + len(j.user), j.key))
+    return [ordered[i:i + batch_size] for i in range(0, len(ordered), max(1, batch_size))]
+
+
+def label_structured(
+    st: Structured,
+    backend: StructuredBackend,
+    *,
+    constrained: bool = True,
+    cache: LabelCache | None = None,
+    checkpoint: Checkpoint | None = None,
+    only: set[str] | None = None,
+    batch_size: int = 8,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> LabelRun:
+    """Label every item of one structured file; ``on_batch(items_done, tokens)`` reports progress."""
+    nt = st.clean
+    entries: list[tuple[int, int, LabelJob, bool]] = []
+    for r, rec in enumerate(st.records):
+        for i, item in enumerate(rec.items):
+            wanted = only is None or item.item_id in only or item.item_id.split("#", 1)[-1] in only
+            entries.append((r, i, build_job(nt, item, backend.model_id, prompt=wanted), wanted))
+    outputs: dict[str, tuple[Output, str]] = {}
+    pending: dict[str, LabelJob] = {}
+    for _, _, job, wanted in entries:
+        if not wanted or not job.needs_model or job.key in outputs or job.key in pending:
+            continue
+        if checkpoint is not None and job.key in checkpoint.done:
+            outputs[job.key] = (checkpoint.done[job.key], "checkpoint")
+        elif constrained and cache is not None and (hit := cache.get(job.key)) is not None and hit.valid:
+            outputs[job.key] = (hit, "cache")
+        else:
+            pending[job.key] = job
+    for batch in plan_batches(list(pending.values()), batch_size):
+        outs = _ask(backend, batch, constrained)
+        for job, out in zip(batch, outs):
+            outputs[job.key] = (out, "model")
+            if constrained and cache is not None and out.valid:
+                cache.put(job.key, out)
+        if checkpoint is not None:
+            checkpoint.add((j.key, o) for j, o in zip(batch, outs))
+        if on_batch is not None:
+            on_batch(len(batch), sum(o.completion_tokens for o in outs))
+
+    tpl = load_template(PROMPT)
+    provenance = Provenance(
+        method="rules+llm", llmstruct_version=__version__, prompt_version=tpl.version, model_id=backend.model_id,
+        backend=backend.name,
+        decoding={"greedy": True, "constrained": constrained, "grammar": backend.capabilities.grammar or "server",
+                  "batch_size": batch_size, "max_new_tokens": "24+6/figure+24/entry (x2 on retry)"},
+    )
+    runs: list[ItemRun] = []
+    new_items: dict[int, list] = {r: list(rec.items) for r, rec in enumerate(st.records)}
+    failures: dict[int, list[str]] = {}
+    for r, i, job, wanted in entries:
+        item = st.records[r].items[i]
+        doc_id = st.records[r].doc_id
+        report = ApplyReport()
+        found = outputs.get(job.key) if wanted and job.needs_model else None
+        labels = None
+        if found is not None and found[0].valid:
+            out = found[0]
+            labels = job.schema.model_validate_json(out.text if constrained else _extract_json(out.text))
+        elif found is not None:
+            failures.setdefault(r, []).append(f"{item.item_id}: model output invalid after retry ({found[0].error}); rules-only values kept")
+        new_items[r][i] = apply_labels(nt, job, labels, report)
+        out = found[0] if found else None
+        runs.append(ItemRun(
+            doc_id, item.item_id, found[1] if found else ("rules" if wanted else "skipped"),
+            seconds=round(out.seconds, 3) if out else 0.0,
+            prompt_tokens=out.prompt_tokens if out else 0, completion_tokens=out.completion_tokens if out else 0,
+            retries=out.retries if out else 0, valid=out.valid if out else True,
+            truncated=out.truncated if out else False, error=out.error if out else "",
+            asked_figures=len(job.asked_figures), asked_progress=len(job.asked_blocks),
+            indicators=report.indicators, indicators_grounded=report.indicators_grounded,
+            cues_grounded=report.cues_grounded,
+        ))
+    records = [
+        rec.model_copy(update={"items": new_items[r], "provenance": provenance,
+                               "warnings": rec.warnings + failures.get(r, [])})
+        for r, rec in enumerate(st.records)
+    ]
+    # Round-trip through validation: a record that is not schema-valid must never be written.
+    records = [DocumentRecord.model_validate(rec.model_dump()) for rec in records]
+    return LabelRun(records=records, items=runs)
+
+
+def count_jobs(st: Structured, only: set[str] | None = None) -> int:
+    """Items of ``st`` that will need the model (for progress bars), before any cache lookup."""
+    n = 0
+    for rec in st.records:
+        for item in rec.items:
+            if only is not None and item.item_id not in only and item.item_id.split("#", 1)[-1] not in only:
+                continue
+            n += build_job(st.clean, item).needs_model
+    return n
+
+
+def checkpoint_path(out_dir: Path, st: Structured) -> Path:
+    digest = hashlib.sha256(st.source.sha256.encode()).hexdigest()[:16]
+    return Path(out_dir) / ".checkpoints" / f"{Path(st.source.path).stem}.{digest}.jsonl"
+
+
+__all__ = ["Checkpoint", "ItemRun", "LabelCache", "LabelRun", "checkpoint_path", "count_jobs", "label_structured"]

@@ -1,0 +1,1 @@
+"""Text utilities every stage shares: normalisation with offsets, grounding, units, tokens, prompts."""
