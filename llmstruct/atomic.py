@@ -1,22 +1,61 @@
-"""The one atomic writer: a temp file in the same folder, fsynced, then renamed."""
+"""The one atomic writer: a temp file in the same folder, fsynced, then renamed over the target.
+
+Readers never see half a file, and a crash or kill leaves the old file (or none) plus at
+most a ``.tmp`` file that the next write of the same target does not trip over.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 
-def write_json_atomic(path: Path, payload: dict | list) -> None:
-    """Write through a temp file in the same folder and rename: readers never see half a file."""
+@contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file object for ``path`` (text ``"w"`` or binary ``"wb"``): its content replaces
+    ``path`` only when the block ends without an error; otherwise the temp file is removed."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f, ensure_ascii=False, indent=2)
-            f.write("\n")
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_file(path) as f:
+        f.write(text)
+
+
+def write_json_atomic(path: Path, payload: Any, indent: int | None = 2) -> None:
+    with atomic_file(path) as f:
+        json.dump(payload, f, ensure_ascii=False, indent=indent)
+        if indent is not None:
+            f.write("\n")

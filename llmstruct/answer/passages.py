@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from llmstruct.answer.planning import Plan
 from llmstruct.answer.terms import GENERIC_WORDS, bigrams, compact, content_terms
 from llmstruct.schema import DocumentRecord, Hit, TaskItem
 from llmstruct.search.hybrid import search
+from llmstruct.text import bm25
 from llmstruct.text.normalize import NormText, drop_inline_spaces, normalize
 
 PASSAGE_CHARS = 220
@@ -83,7 +83,7 @@ def coverage(terms: Sequence[str], text: str) -> float:
     return sum(w for w, ok in weights if ok) / total if total else 0.0
 
 
-def bm25_rank(terms: Sequence[str], passages: Sequence[Passage], k1: float = 1.2, b: float = 0.75) -> list[float]:
+def bm25_rank(terms: Sequence[str], passages: Sequence[Passage]) -> list[float]:
     """BM25 scores over character bigrams (Chinese words are often two characters)."""
     grams = [g for t in terms for g in bigrams(t)]
     if not passages or not grams:
@@ -99,8 +99,7 @@ def bm25_rank(terms: Sequence[str], passages: Sequence[Passage], k1: float = 1.2
         for g in set(grams):
             tf = d.get(g, 0)
             if tf:
-                idf = math.log(1 + (n - df[g] + 0.5) / (df[g] + 0.5))
-                s += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg))
+                s += float(bm25.weight(bm25.idf(df[g], n), tf, length, avg))
         scores.append(s)
     return scores
 

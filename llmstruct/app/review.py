@@ -14,12 +14,22 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 from pydantic import ValidationError
 
-from llmstruct.eval.report import write_text_atomic
+from llmstruct.atomic import write_text_atomic
 from llmstruct.ingest.source import read_source
-from llmstruct.schema import DocumentRecord, Indicator, Span, TaskItem
+from llmstruct.schema import (
+    DocumentRecord,
+    Indicator,
+    IndicatorKind,
+    Span,
+    Status,
+    TaskItem,
+    UnitRole,
+)
+from llmstruct.vocab import VOCAB
 
 # type -> (label shown to staff, background colour); blocks are tinted, fields are marked.
 TYPES: dict[str, tuple[str, str]] = {
@@ -27,21 +37,16 @@ TYPES: dict[str, tuple[str, str]] = {
     "date": ("日期 date", "#b2ebf2"),
     "task": ("任务 task", "#eef3fb"),
     "progress": ("进展 progress", "#eef8ec"),
-    "unit-lead": ("牵头单位 lead", "#ffcc80"),
-    "unit-responsible": ("责任单位 responsible", "#ffe082"),
-    "unit-cooperating": ("配合单位 cooperating", "#e6ee9c"),
-    "unit-reporting": ("报送单位 reporting", "#d7ccc8"),
+    **{f"unit-{r}": (f"{VOCAB.role(r)['unit_label']} {r}", colour)
+       for r, colour in zip(get_args(UnitRole), ("#ffcc80", "#ffe082", "#e6ee9c", "#d7ccc8"), strict=True)},
     "leader": ("责任领导 leader", "#e1bee7"),
-    "ind-target": ("指标·目标 target", "#90caf9"),
-    "ind-actual": ("指标·实际 actual", "#a5d6a7"),
-    "ind-forecast": ("指标·预计 forecast", "#80cbc4"),
-    "ind-baseline": ("指标·基数 baseline", "#cfd8dc"),
+    **{f"ind-{k}": (f"指标·{VOCAB.kind_label(k)} {k}", colour)
+       for k, colour in zip(get_args(IndicatorKind), ("#90caf9", "#a5d6a7", "#80cbc4", "#cfd8dc"), strict=True)},
     "status": ("状态依据 status cue", "#ef9a9a"),
     "deadline": ("时限 deadline", "#f8bbd0"),
 }
 BLOCKS = {"task", "progress"}
-STATUS_ZH = {"completed": "已完成", "in_progress": "推进中", "behind": "滞后", "not_started": "未启动",
-             "suspended": "暂缓/搁置", "planned": "计划", "unknown": "无法判断"}
+STATUS_ZH = {s: VOCAB.status_label(s, review=True) for s in get_args(Status)}
 QUALIFIER_ZH = {"exact": "", "approx": "左右", "at_least": "以上", "at_most": "以内"}
 
 

@@ -30,7 +30,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, get_args  # noqa: E402
 
 from llmstruct.answer.asker import Asker
 from llmstruct.answer.catalog import Catalog
@@ -38,16 +38,22 @@ from llmstruct.answer.refusal import REFUSAL
 from llmstruct.app.corpus import store_counts  # noqa: E402
 from llmstruct.app.wiring import backend_from_settings  # noqa: E402
 from llmstruct.config import Settings, load_settings  # noqa: E402
-from llmstruct.schema import Answer, Citation, DocumentRecord, TaskItem  # noqa: E402
+from llmstruct.schema import (  # noqa: E402  # noqa: E402
+    Answer,
+    Citation,
+    DocType,
+    DocumentRecord,
+    TaskItem,
+    UnitRole,
+)
+from llmstruct.vocab import VOCAB  # noqa: E402
 
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
-STATUS_ZH = {
-    "completed": ("已完成", "#1a7f37"), "in_progress": ("推进中", "#0969da"), "behind": ("滞后", "#cf222e"),
-    "not_started": ("未启动", "#9a6700"), "suspended": ("暂缓/搁置", "#8250df"), "planned": ("计划", "#57606a"),
-    "unknown": ("未知", "#57606a"),
-}
-DOC_TYPE_ZH = {"progress_report": "进展通报", "task_list": "任务清单", "work_report": "政府工作报告", "other": "其他"}
-ROLE_ZH = {"lead": "牵头", "responsible": "负责", "cooperating": "配合", "reporting": "报送"}
+STATUS_COLOURS = {"completed": "#1a7f37", "in_progress": "#0969da", "behind": "#cf222e", "not_started": "#9a6700",
+                  "suspended": "#8250df", "planned": "#57606a", "unknown": "#57606a"}
+STATUS_ZH = {s: (VOCAB.status_label(s), colour) for s, colour in STATUS_COLOURS.items()}
+DOC_TYPE_ZH = {t: VOCAB.doc_type_label(t) for t in get_args(DocType)}
+ROLE_ZH = {r: VOCAB.role(r)["label"] for r in get_args(UnitRole)}
 CSS = """
 .cite-passage mark {background:#ffe58f; padding:0 2px; border-radius:2px;}
 .cite-passage {white-space:pre-wrap; line-height:1.7; max-height:420px; overflow:auto;}

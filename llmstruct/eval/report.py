@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from llmstruct.atomic import write_text_atomic
 
 FIELD_ROWS = (
     ("units", "units+role 单位及角色"), ("unit_names", "unit names 单位名称"), ("leaders", "leaders 责任领导"),
@@ -34,19 +34,6 @@ ANSWER_ROWS = (
 )
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1")
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temp file in the same folder and rename: readers never see half a page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def fmt(x: Any, pct: bool = True) -> str:
@@ -346,4 +333,4 @@ def write_reports(result: dict, html_path: Path, gate: list | None = None) -> li
     return [html_path, md_path, json_path]
 
 
-__all__ = ["bar_chart", "to_html", "to_markdown", "write_reports", "write_text_atomic"]
+__all__ = ["bar_chart", "to_html", "to_markdown", "write_reports"]

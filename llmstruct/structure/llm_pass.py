@@ -34,6 +34,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from llmstruct import __version__
+from llmstruct.atomic import write_json_atomic
 from llmstruct.models.base import GenerationResult, StructuredBackend
 from llmstruct.schema import DocumentRecord, Provenance
 from llmstruct.structure.labeling import (
@@ -106,11 +107,7 @@ class LabelCache:
             return None
 
     def put(self, key: str, out: Output) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(out), ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)
+        write_json_atomic(self._path(key), asdict(out), indent=None)
 
 
 class Checkpoint:
