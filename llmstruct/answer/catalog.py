@@ -14,7 +14,7 @@ from llmstruct.ingest.paths import expand_paths
 from llmstruct.ingest.source import read_source
 from llmstruct.schema import DocumentRecord, Indicator, TaskItem
 from llmstruct.structure.pipeline import structure_file
-from llmstruct.text.tokens import jieba_tokenizer
+from llmstruct.text.tokens import tokenizer_with
 
 
 @dataclass(frozen=True)
@@ -69,9 +69,7 @@ class Catalog:
                     units.setdefault(u.canonical, u.canonical)
         self.units = dict(sorted(units.items(), key=lambda kv: len(kv[0]), reverse=True))
         self.place_names = self._collect_place_names()
-        jieba = jieba_tokenizer()
-        for word in [n for n, _, _ in self.place_names] + self.leaders + list(self.units):
-            jieba.add_word(word)
+        self.tokenizer = tokenizer_with([n for n, _, _ in self.place_names] + self.leaders + list(self.units))
 
     def _collect_place_names(self) -> list[tuple[str, str, int]]:
         """(name as it may be written, canonical place, level) longest first; level 3 = town."""

@@ -47,7 +47,7 @@ def content_terms(question: str, catalog: Catalog | None = None) -> list[str]:
     q = _YEAR.sub(" ", q)
     q = _ITEM_NO.sub(" ", q)
     words = []
-    for w in jieba_tokenizer().cut(q):
+    for w in (catalog.tokenizer if catalog is not None else jieba_tokenizer()).cut(q):
         w = w.strip()
         if len(w) < 2 or w in _STOP or re.fullmatch(r"[\d.%]+|[^\w]+", w):
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -25,11 +26,27 @@ def analyze(text: str) -> str:
 
 @lru_cache(maxsize=1)
 def jieba_tokenizer() -> Any:
+    """jieba's default dictionary, loaded once; never given extra words, so the tokens an
+    index was built with and the tokens of a query are always cut alike."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba
+    tok = jieba.Tokenizer()
+    tok.initialize()
+    return tok
+
+
+def tokenizer_with(words: Iterable[str]) -> Any:
+    """A tokenizer of its own that also knows ``words`` (a catalog's place, leader and unit
+    names), built from the shared dictionary without loading it again or changing it."""
+    import jieba
+
+    base = jieba_tokenizer()
+    tok = jieba.Tokenizer()
+    tok.FREQ, tok.total, tok.initialized = dict(base.FREQ), base.total, True
+    for word in words:
+        tok.add_word(word)
+    return tok
 
 
 def tokenize(text: str) -> list[str]:
