@@ -150,7 +150,7 @@ def _check(job: LabelJob, res: GenerationResult, constrained: bool) -> str:
     if res.truncated:
         return f"cut off at {res.completion_tokens} tokens"
     try:
-        job.schema.model_validate_json(res.text if constrained else _extract_json(res.text))
+        parse_labels(job, res.text if constrained else _extract_json(res.text))
     except ValidationError as e:
         first = e.errors()[0]
         return f"{first.get('type')}: {first.get('msg')}"[:160]
@@ -249,7 +249,7 @@ def label_structured(
         labels = None
         if found is not None and found[0].valid:
             out = found[0]
-            labels = job.schema.model_validate_json(out.text if constrained else _extract_json(out.text))
+            labels = parse_labels(job, out.text if constrained else _extract_json(out.text))
         elif found is not None:
             failures.setdefault(r, []).append(f"{item.item_id}: model output invalid after retry ({found[0].error}); rules-only values kept")
         new_items[r][i] = apply_labels(nt, job, labels, report)
