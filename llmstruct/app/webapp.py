@@ -117,7 +117,7 @@ class Engine:
             progress(0.6, desc="正在建立索引…")
         if self.store is not None:
             report = self.store.index_records(result)
-            if getattr(report, "errors", None):
+            if report.errors:
                 raise RuntimeError("；".join(report.errors))
         with self.lock:
             assert self.asker is not None
@@ -142,7 +142,7 @@ class Engine:
             lines.append(f"- 模型：{s.model}；后端：{s.backend}")
         if self.store is not None:
             c = store_counts(self.store)
-            where = getattr(self.store, "url", None) or getattr(self.store, "path", None) or ""
+            where = self.store.location
             lines.append(f"- 向量库：Chroma {where}；文档 {c.get('documents', '?')}，条目 {c.get('items', '?')}，"
                          f"片段 {c.get('chunks', '?')}")
         else:

@@ -239,8 +239,8 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
     result["sections"] = sections.status
     b = backend_box.get("b")
     if b is not None and not isinstance(b, str):
-        result["meta"]["model_id"] = getattr(b, "model_id", None)
-        result["meta"]["backend"] = getattr(b, "name", None)
+        result["meta"]["model_id"] = b.model_id
+        result["meta"]["backend"] = b.name
     result["meta"]["seconds"] = round(time.time() - started, 2)
     result["meta"]["host"]["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
     return result
@@ -295,7 +295,7 @@ def model_run(name: str, structured: dict, only: dict[str, set[str]], backend, c
                 retries=int(getattr(ir, "retries", 0) or 0),
             ))
     seconds = time.perf_counter() - t0
-    model_id = getattr(backend, "model_id", "?")
+    model_id = backend.model_id
     title = ("llmstruct 约束解码" if constrained else "unconstrained 无约束") + f" ({model_id})"
     note = ("labels under the grammar, checked against the text; items rules settle are not sent to the model"
             if constrained else "same model and prompt, plain generation, JSON cut from the reply and validated; "
@@ -366,7 +366,7 @@ def _answers(questions, files, texts, opts: EvalOptions, backend, store, section
         return None
     if store is not None:
         catalog = catalog_from_store(store, [opts.seeds_dir])
-        how = f"store {getattr(store, 'location', '')} hybrid retrieval"
+        how = f"store {store.location} hybrid retrieval"
     else:
         catalog = load_catalog(files)
         how = "no store: BM25 over record passages"
@@ -380,7 +380,7 @@ def _answers(questions, files, texts, opts: EvalOptions, backend, store, section
         except Exception as exc:  # one failing question is reported, the rest still run
             errors[q.id] = f"{type(exc).__name__}: {exc}"
         secs[q.id] = time.perf_counter() - t0
-    run = AnswerRun(name="llmstruct", title=f"llmstruct ({getattr(b, 'model_id', '?')})",
+    run = AnswerRun(name="llmstruct", title=f"llmstruct ({b.model_id})",
                     answers=answers, seconds=secs, errors=errors, notes=(how,))
     sections.ran("answers", f"{len(answers)} answered, {len(errors)} failed")
     return {"llmstruct": score_answers(run, questions, texts)}

@@ -43,6 +43,7 @@ from llmstruct.structure.labeling import (
     LabelJob,
     apply_labels,
     build_job,
+    parse_labels,
 )
 from llmstruct.structure.pipeline import Structured
 from llmstruct.text.prompts import load_template

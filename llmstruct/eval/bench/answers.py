@@ -59,7 +59,7 @@ def answer_benchmark(asker, questions, repeat: int = 1) -> dict:
     overall = summary(rows)
     return {
         "benchmark": "answers",
-        "model": getattr(asker.backend, "model_id", None),
+        "model": asker.backend.model_id if asker.backend else None,
         "questions": len(questions),
         "repeat": max(1, repeat),
         "all": overall,
