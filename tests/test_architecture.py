@@ -25,6 +25,15 @@ def test_imports_follow_the_layer_contract() -> None:
     assert "1 kept, 0 broken" in proc.stdout
 
 
+def test_no_undefined_or_unused_names() -> None:
+    """pyflakes' checks (ruff F): an import lost in a move fails here, not in a slow test."""
+    exe = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert exe, "ruff is not installed (dev extra)"
+    proc = subprocess.run([exe, "check", "--select", "F,E9", "--no-cache", "llmstruct", "tests", "app.py"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
 def test_no_module_is_over_700_lines() -> None:
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "llmstruct").rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
