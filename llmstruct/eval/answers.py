@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,6 +103,7 @@ def score_answers(run: AnswerRun, questions: list[GoldQuestion], texts: dict[str
         per_q[q.id] = {"type": q.type, **{k: v.as_dict()["rate"] for k, v in rows.items()},
                        "seconds": rnd(run.seconds.get(q.id), 3), "error": run.errors.get(q.id),
                        "answer": a.answer[:300] if a else None, "refused": a.refused if a else None,
+                       "refusal": a.refusal if a else None,
                        "citations": [f"{c.source_file}:{c.start}-{c.end}" for c in a.citations] if a else []}
     secs = [s for s in run.seconds.values() if s is not None]
     return {
@@ -112,6 +113,11 @@ def score_answers(run: AnswerRun, questions: list[GoldQuestion], texts: dict[str
         "overall": {k: v.as_dict() for k, v in sorted(total.items())},
         "by_type": {t: {k: v.as_dict() for k, v in sorted(by_type[t].items())} for t in QUESTION_TYPES if t in by_type},
         "per_question": per_q,
+        # which check refused, counted by code: answerable questions refused are false refusals
+        "refusals": {kind: dict(sorted(Counter(
+            run.answers[q.id].refusal or "unknown" for q in questions
+            if q.id in run.answers and run.answers[q.id].refused and q.answerable == (kind == "answerable")).items()))
+            for kind in ("answerable", "unanswerable")},
         "errors": dict(run.errors),
         "speed": {"seconds_per_question_median": rnd(statistics.median(secs), 3) if secs else None,
                   "seconds_total": rnd(sum(secs), 3) if secs else None},

@@ -117,6 +117,13 @@ def to_markdown(result: dict, gate: list | None = None) -> str:
         lines += _md_table(["metric", "all"] + types, [
             [label, fmt(a["overall"].get(k, {}).get("rate"))] + [fmt(a["by_type"][t].get(k, {}).get("rate")) for t in types]
             for k, label in ANSWER_ROWS])
+        refusals = a.get("refusals") or {}
+        codes = sorted({c for by in refusals.values() for c in by})
+        if codes:
+            lines += ["", "Refusals by code 拒答原因 (which check refused):", ""]
+            lines += _md_table(["code", "answerable (false refusals)", "unanswerable"], [
+                [c, str(refusals.get("answerable", {}).get(c, 0)), str(refusals.get("unanswerable", {}).get(c, 0))]
+                for c in codes])
         for note in a.get("notes", []):
             lines.append(f"\n- {note}")
         if a["errors"]:
