@@ -173,7 +173,7 @@ def test_bm25_side_index_is_saved_and_reused(small_store):
     store, _ = small_store
     index = lexical_index(store)
     assert (store.local_dir / "bm25.npz").is_file()
-    store._retrieval_cache.clear()
+    store.derived.clear()
     again = lexical_index(store)
     assert again is not index and again.tag == index.tag and again.ids == index.ids
 

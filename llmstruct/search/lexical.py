@@ -17,7 +17,7 @@ import numpy as np
 
 from llmstruct.atomic import atomic_file
 from llmstruct.search.filters import Clause
-from llmstruct.store.store import CHUNKS, Store
+from llmstruct.store.store import Store
 from llmstruct.text import bm25
 
 RRF_K = 60
@@ -173,10 +173,8 @@ class LexicalIndex:
 
 def lexical_index(store: "Store") -> LexicalIndex:
     """The BM25 index for the store's current generation: in memory, on disk, or rebuilt."""
-    gen = store.sync()
-    col_id = store._chroma("reading the store", lambda: str(store._col(CHUNKS).id))
-    tag = f"{col_id}:{gen}"
-    cached = store._retrieval_cache.get("lexical")
+    tag = store.chunks_version()
+    cached = store.derived.get("lexical")
     if cached is not None and cached.tag == tag:
         return cached
     path = store.local_dir / SIDECAR
@@ -187,5 +185,5 @@ def lexical_index(store: "Store") -> LexicalIndex:
             index.save(path)
         except OSError:
             pass  # a read-only store folder still searches, it just rebuilds per process
-    store._retrieval_cache["lexical"] = index
+    store.derived["lexical"] = index
     return index

@@ -104,7 +104,7 @@ class Store:
         self._server_client = client
         self._cols: dict[str, Any] = {}
         self._cols_client: Any = None
-        self._retrieval_cache: dict[str, Any] = {}
+        self.derived: dict[str, Any] = {}  # indexes derived from the chunks (BM25), keyed by kind
 
     # ---- plumbing
 
@@ -142,6 +142,20 @@ class Store:
     def generation(self) -> int:
         """Bumped by every write; a cheap way for readers to see that something changed."""
         return int(self._store_metadata().get("generation", 0))
+
+    def chunks_version(self) -> str:
+        """Identifies the chunks' current content (collection id and generation): derived
+        indexes built for another version are stale."""
+        gen = self.sync()
+        col_id = self._chroma("reading the store", lambda: str(self._col(CHUNKS).id))
+        return f"{col_id}:{gen}"
+
+    def chunk_rows_with_vectors(self) -> list[tuple[str, dict[str, Any], str, np.ndarray]]:
+        """(chunk_id, metadata, original text, vector) of every chunk (benchmarks copy stores)."""
+        col = self._col(CHUNKS)
+        res = self._chroma("reading chunks", lambda: col.get(include=["metadatas", "documents", "embeddings"]))
+        return [(i, dict(m or {}), d or "", np.asarray(e, np.float32))
+                for i, m, d, e in zip(res["ids"], res["metadatas"], res["documents"], res["embeddings"], strict=True)]
 
     def sync(self) -> int:
         """Reload the embedded client when another process wrote since we loaded it."""

@@ -158,7 +158,7 @@ def _check(job: LabelJob, res: GenerationResult, constrained: bool) -> str:
     return ""
 
 
-def _ask(backend: StructuredBackend, jobs: list[LabelJob], constrained: bool, retry: bool = True) -> list[Output]:
+def ask_model(backend: StructuredBackend, jobs: list[LabelJob], constrained: bool, retry: bool = True) -> list[Output]:
     """One batch through the model, then a lone retry for each output that failed."""
     prompts = [backend.chat_prompt(j.system, j.user) for j in jobs]
     cap = max(j.max_new_tokens for j in jobs)
@@ -173,7 +173,7 @@ def _ask(backend: StructuredBackend, jobs: list[LabelJob], constrained: bool, re
                      0, res.truncated, error)
         if error and retry:
             again = job_with_note(job, error)
-            second = _ask(backend, [again], constrained, retry=False)[0]
+            second = ask_model(backend, [again], constrained, retry=False)[0]
             out = Output(second.text, second.valid, out.seconds + second.seconds,
                          out.prompt_tokens + second.prompt_tokens, out.completion_tokens + second.completion_tokens,
                          1, second.truncated, second.error)
@@ -222,7 +222,7 @@ def label_structured(
         else:
             pending[job.key] = job
     for batch in plan_batches(list(pending.values()), batch_size):
-        outs = _ask(backend, batch, constrained)
+        outs = ask_model(backend, batch, constrained)
         for job, out in zip(batch, outs):
             outputs[job.key] = (out, "model")
             if constrained and cache is not None and out.valid:

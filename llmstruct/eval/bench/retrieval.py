@@ -38,7 +38,6 @@ from llmstruct.search.hybrid import search
 from llmstruct.search.lexical import lexical_index
 from llmstruct.store.embedding import CachedEmbedder, E5Embedder
 from llmstruct.store.opening import MARKER, open_store
-from llmstruct.store.store import CHUNKS
 
 _PLACES = ("临沭县", "郯城县", "沂源县", "峄城区", "兰山区", "冠县", "金乡县", "历城区", "莒县", "曹县",
            "寿光市", "滕州市", "邹城市", "新泰市", "荣成市", "莱西市", "蒙阴县", "平邑县", "高唐县", "博兴县")
@@ -91,10 +90,7 @@ def _synthetic_rows(seed_rows: list[tuple[str, dict, str, np.ndarray]], target: 
 
 
 def _seed_rows(store: Any) -> list[tuple[str, dict, str, np.ndarray]]:
-    col = store._col(CHUNKS)
-    res = col.get(include=["metadatas", "documents", "embeddings"])
-    return [(i, dict(m), d, np.asarray(e, np.float32))
-            for i, m, d, e in zip(res["ids"], res["metadatas"], res["documents"], res["embeddings"], strict=True)]
+    return store.chunk_rows_with_vectors()
 
 
 def latency(store: Any, queries: list[str], modes: tuple[str, ...] = ("hybrid", "vector", "bm25"),
@@ -218,7 +214,7 @@ def retrieval_benchmark(target_chunks: int = 100_000, work_dir: Path | None = No
         t0 = time.perf_counter()
         lex = lexical_index(syn)
         report["synthetic_store"]["bm25_first_open_seconds"] = round(time.perf_counter() - t0, 2)
-        syn._retrieval_cache.clear()
+        syn.derived.clear()
         t0 = time.perf_counter()
         lexical_index(syn)
         report["synthetic_store"].update(bm25_load_seconds=round(time.perf_counter() - t0, 2),

@@ -12,7 +12,7 @@ from llmstruct.ingest.paths import expand_paths
 from llmstruct.ingest.source import read_source
 from llmstruct.structure.batch import run_batch
 from llmstruct.structure.labeling import build_job
-from llmstruct.structure.llm_pass import _ask, plan_batches
+from llmstruct.structure.llm_pass import ask_model, plan_batches
 from llmstruct.structure.pipeline import structure_file, structure_source
 
 
@@ -68,7 +68,7 @@ def sample_jobs(paths: list[Path], per_file: int, model_id: str = "") -> tuple[l
 def model_benchmark(backend, paths: list[Path], per_file: int = 3, workers: int = 8, repeat: int = 3) -> dict:
     """The model pass on a fixed sample, timed three ways on the same prompts and tokens.
 
-    - pipeline: build prompts, constrained generation, validation (``llm_pass._ask``);
+    - pipeline: build prompts, constrained generation, validation (``llm_pass.ask_model``);
     - constrained generate alone, and a bare unconstrained ``generate`` forced to the same
       number of steps per batch: their per-step decode times give the grammar's overhead;
     - a bare forward pass over the prompts gives prefill speed.
@@ -86,7 +86,7 @@ def model_benchmark(backend, paths: list[Path], per_file: int = 3, workers: int 
                "prompt_tokens": 0, "completion_tokens": 0, "valid": 0, "truncated": 0}
         for batch in batches:
             t0 = time.perf_counter()
-            outs = _ask(backend, batch, constrained=True, retry=False)
+            outs = ask_model(backend, batch, constrained=True, retry=False)
             row["pipeline_s"] += time.perf_counter() - t0
             gen_s = outs[0].seconds * len(batch)  # the batch's generate call
             row["constrained_s"] += gen_s
