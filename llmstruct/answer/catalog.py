@@ -7,12 +7,12 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from llmstruct.answer.terms import QUOTED, simplify
 from llmstruct.ingest.paths import expand_paths
 from llmstruct.ingest.source import read_source
 from llmstruct.schema import DocumentRecord, Indicator, TaskItem
+from llmstruct.store.store import Store
 from llmstruct.structure.pipeline import structure_file
 from llmstruct.text.tokens import tokenizer_with
 
@@ -149,7 +149,7 @@ class Catalog:
         return None
 
 
-def catalog_from_store(store: Any, folders: Sequence[Path]) -> Catalog:
+def catalog_from_store(store: Store, folders: Sequence[Path]) -> Catalog:
     """Records from the store, with each source file's original text (looked up by file
     name in ``folders``) so that spans can be sliced and shown."""
     records = list(store.records())

@@ -12,6 +12,7 @@ from llmstruct.answer.refusal import REFUSAL, Refusal, refusal
 from llmstruct.answer.terms import ASKS_NUMBER, simplify
 from llmstruct.schema import Answer, Citation, DocumentRecord, TaskItem
 from llmstruct.search.records import query_items
+from llmstruct.store.store import Store
 from llmstruct.vocab import VOCAB
 
 
@@ -34,7 +35,7 @@ def _assignment_span(it: TaskItem, names: Sequence[str], original: str) -> tuple
     return a, b
 
 
-def select_items(catalog: Catalog, p: Plan, store=None) -> list[tuple[DocumentRecord, TaskItem]]:
+def select_items(catalog: Catalog, p: Plan, store: Store | None = None) -> list[tuple[DocumentRecord, TaskItem]]:
     """Items matching the plan's record filters (leader, unit and roles, status, documents)."""
     if store is not None:
         return _store_items(store, catalog, p)
@@ -55,7 +56,7 @@ def select_items(catalog: Catalog, p: Plan, store=None) -> list[tuple[DocumentRe
     return out
 
 
-def _store_items(store, catalog: Catalog, p: Plan) -> list[tuple[DocumentRecord, TaskItem]]:
+def _store_items(store: Store, catalog: Catalog, p: Plan) -> list[tuple[DocumentRecord, TaskItem]]:
     found: dict[str, tuple[DocumentRecord, TaskItem]] = {}
     for doc in p.doc_ids or [None]:
         for role in p.roles or [None]:
@@ -67,7 +68,7 @@ def _store_items(store, catalog: Catalog, p: Plan) -> list[tuple[DocumentRecord,
     return sorted(found.values(), key=lambda x: (x[0].doc_id, x[1].seq_no or 0))
 
 
-def records_answer(question: str, p: Plan, catalog: Catalog, store=None) -> Answer | None:
+def records_answer(question: str, p: Plan, catalog: Catalog, store: Store | None = None) -> Answer | None:
     """Count/list answers computed from the structured records, every item cited; None when
     the plan has nothing the records can filter by."""
     if not (p.leader or p.unit or p.status):

@@ -12,6 +12,7 @@ from llmstruct.answer.planning import Plan
 from llmstruct.answer.terms import GENERIC_WORDS, bigrams, compact, content_terms
 from llmstruct.schema import DocumentRecord, Hit, TaskItem
 from llmstruct.search.hybrid import search
+from llmstruct.store.store import Store
 from llmstruct.text import bm25
 from llmstruct.text.normalize import NormText, drop_inline_spaces, normalize
 
@@ -129,7 +130,7 @@ def windows(passage: Passage, width: int = PASSAGE_CHARS) -> list[Passage]:
     return out
 
 
-def retrieve(question_plan: Plan, catalog: Catalog, store=None, k: int = MAX_PASSAGES,
+def retrieve(question_plan: Plan, catalog: Catalog, store: Store | None = None, k: int = MAX_PASSAGES,
              filters: dict[str, str] | None = None) -> list[Hit]:
     """Passages for a plan: the store's hybrid search (per document when the plan names
     several places) when a store is given, else BM25 over the catalog's item passages;

@@ -17,6 +17,7 @@ from llmstruct.answer.terms import (
     content_terms,
     simplify,
 )
+from llmstruct.models.base import StructuredBackend
 from llmstruct.schema import Status, Strict, UnitRole
 from llmstruct.text.prompts import load_template
 from llmstruct.vocab import VOCAB
@@ -138,7 +139,8 @@ def rule_plan(question: str, history: Sequence[str] = (), catalog: Catalog | Non
     )
 
 
-def plan(question: str, history: Sequence[str] = (), catalog: Catalog | None = None, backend=None) -> Plan:
+def plan(question: str, history: Sequence[str] = (), catalog: Catalog | None = None,
+         backend: StructuredBackend | None = None) -> Plan:
     """Plan a question: the model (under a grammar) gives intent and keywords, code links the
     filters; decisive cues in the text (几项/哪些任务/two places) override the model's intent."""
     rules = rule_plan(question, history, catalog)

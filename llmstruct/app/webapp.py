@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from llmstruct.app.corpus import open_corpus
+from llmstruct.store.store import Store
 from llmstruct.structure.pipeline import structure_file
 
 # Offline: gradio looks up its analytics and version hosts at import/start otherwise.
@@ -68,7 +69,7 @@ class Engine:
 
     settings: Settings
     asker: Asker | None = None
-    store: Any = None
+    store: Store | None = None
     steps: list[str] = field(default_factory=list)
     ready: bool = False
     error: str = ""

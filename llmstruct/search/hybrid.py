@@ -56,7 +56,7 @@ def _hit(cid: str, meta: dict[str, Any], text: str, score: float, extra: dict[st
                text=text, kind=meta.get("kind", "task"), score=round(float(score), 6), metadata=flat)
 
 
-def _vector_hits(store: "Store", lex: LexicalIndex, qvec: np.ndarray, pool: int, clauses: list[Clause],
+def _vector_hits(store: Store, lex: LexicalIndex, qvec: np.ndarray, pool: int, clauses: list[Clause],
                  mask: np.ndarray | None) -> list[tuple[str, float]]:
     """Vector hits, filtered: from an oversampled unfiltered query when the filter keeps
     enough of the store, else through Chroma's ``where``.
@@ -79,7 +79,7 @@ def _vector_hits(store: "Store", lex: LexicalIndex, qvec: np.ndarray, pool: int,
     return store.vector_query(qvec, pool, where=chroma_where(clauses), total=total)
 
 
-def search(store: "Store", query: str, k: int = 8, filters: dict[str, str] | None = None,
+def search(store: Store, query: str, k: int = 8, filters: dict[str, str] | None = None,
            mode: Mode = "hybrid", candidates: int = 50) -> list[Hit]:
     """Ranked chunks for ``query``: ``hybrid`` (BM25 + vector by RRF), ``vector`` or ``bm25``.
 

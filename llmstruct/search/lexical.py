@@ -171,7 +171,7 @@ class LexicalIndex:
             return None
 
 
-def lexical_index(store: "Store") -> LexicalIndex:
+def lexical_index(store: Store) -> LexicalIndex:
     """The BM25 index for the store's current generation: in memory, on disk, or rebuilt."""
     tag = store.chunks_version()
     cached = store.derived.get("lexical")

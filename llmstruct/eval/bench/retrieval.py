@@ -38,6 +38,7 @@ from llmstruct.search.hybrid import search
 from llmstruct.search.lexical import lexical_index
 from llmstruct.store.embedding import CachedEmbedder, E5Embedder
 from llmstruct.store.opening import MARKER, open_store
+from llmstruct.store.store import Store
 
 _PLACES = ("临沭县", "郯城县", "沂源县", "峄城区", "兰山区", "冠县", "金乡县", "历城区", "莒县", "曹县",
            "寿光市", "滕州市", "邹城市", "新泰市", "荣成市", "莱西市", "蒙阴县", "平邑县", "高唐县", "博兴县")
@@ -54,7 +55,7 @@ def _ms(values: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(values) * 1000, 2) if values else float("nan"), "n": len(values)}
 
 
-def quality(store: Any, questions_file: Path, seeds_dir: Path,
+def quality(store: Store, questions_file: Path, seeds_dir: Path,
             modes: tuple[str, ...] = ("hybrid", "vector", "bm25")) -> dict[str, Any]:
     """hit@k and MRR of each mode on the answerable gold questions (support-span overlap)."""
     seeds = seeds_dir
@@ -89,11 +90,11 @@ def _synthetic_rows(seed_rows: list[tuple[str, dict, str, np.ndarray]], target: 
             yield f"syn{r:04d}/{cid}", m, text, noisy / np.linalg.norm(noisy)
 
 
-def _seed_rows(store: Any) -> list[tuple[str, dict, str, np.ndarray]]:
+def _seed_rows(store: Store) -> list[tuple[str, dict, str, np.ndarray]]:
     return store.chunk_rows_with_vectors()
 
 
-def latency(store: Any, queries: list[str], modes: tuple[str, ...] = ("hybrid", "vector", "bm25"),
+def latency(store: Store, queries: list[str], modes: tuple[str, ...] = ("hybrid", "vector", "bm25"),
             filters: dict[str, str] | None = None, k: int = 8) -> dict[str, Any]:
     """Per-mode latency of ``search`` over ``queries``, each query embedded afresh, plus
     the query embedding alone and the searches again with the query vector cached (what
