@@ -101,9 +101,7 @@ def records_answer(question: str, p: Plan, catalog: Catalog, store: Store | None
 
 _ASKS_LEADER = VOCAB.cue("leader")
 
-
 _ASKS_UNITS = VOCAB.cue("units")
-
 
 _ASKS_PROGRESS = VOCAB.cue("progress")
 

@@ -12,7 +12,6 @@ from llmstruct.answer.evidence import QUOTE_CHARS
 
 TEXT_CHARS = 60
 
-
 _CLOSED = ConfigDict(extra="forbid", frozen=True)
 
 

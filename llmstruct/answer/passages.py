@@ -18,7 +18,6 @@ from llmstruct.text.normalize import NormText, drop_inline_spaces, normalize
 
 PASSAGE_CHARS = 220
 
-
 MAX_PASSAGES = 5
 
 

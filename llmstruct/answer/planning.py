@@ -24,12 +24,9 @@ from llmstruct.vocab import VOCAB
 
 PLAN_PROMPT = "plan_question.v1"
 
-
 MAX_PARTS = 3
 
-
 PLAN_MAX_TOKENS = 60
-
 
 Intent = Literal["lookup", "list", "count", "compare"]
 
@@ -61,15 +58,11 @@ class ModelPlan(Strict):
 
 _COUNT_CUE = re.compile(r"(几|多少)\s*(项(?!目)|份|条|个(?:任务|单位|部门|镇|街道|镇街|地区|文件|报告|指标))|有几|共有几")
 
-
 _LIST_CUE = re.compile(r"哪些(任务|单位|部门|镇|街道|镇街|报告|文件|项)|列出|列举")
-
 
 _COMPARE_CUE = VOCAB.cue("compare")
 
-
 _ROLE_CUES: tuple[tuple[str, UnitRole], ...] = VOCAB.role_question_cues  # type: ignore[assignment]
-
 
 _STATUS_CUES: tuple[tuple[str, Status], ...] = VOCAB.status_question_cues  # type: ignore[assignment]
 

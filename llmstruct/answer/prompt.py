@@ -12,12 +12,9 @@ from llmstruct.text.prompts import load_template
 
 ANSWER_PROMPT = "answer_question.v2"
 
-
 PLACES_PROMPT = "answer_places.v1"
 
-
 PARTS_PROMPT = "answer_parts.v1"
-
 
 MAX_PLACES = 5
 

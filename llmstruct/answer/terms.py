@@ -15,9 +15,7 @@ if TYPE_CHECKING:
 
 _YEAR = re.compile(r"(20\d\d)\s*年?")
 
-
 _ITEM_NO = re.compile(r"第\s*(\d{1,3})\s*项")
-
 
 QUOTED = re.compile(r"[“\"「]([^”\"」]{4,40})[”\"」]")
 
@@ -33,7 +31,6 @@ def _strip_names(text: str, names: Iterable[str]) -> str:
 
 
 _STOP = set(VOCAB.words("question_stopwords"))
-
 
 GENERIC_WORDS = set(VOCAB.words("generic_terms"))
 
@@ -63,16 +60,13 @@ def bigrams(text: str) -> set[str]:
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
-
 ASKS_NUMBER = VOCAB.cue("number")
-
 
 _ASKED_UNIT = re.compile(r"多少\s*(亿元|万元|元|万人|人|个|家|项(?!目)|亩|万亩|座|户|套|辆|公里|吨)")
 
 
 # What kind of figure a question asks for: a plan (target/forecast) or what happened.
 _ASKS_PLAN = VOCAB.cue("plan")
-
 
 _ASKS_ACTUAL = VOCAB.cue("actual")
 

@@ -32,12 +32,9 @@ from llmstruct.vocab import VOCAB
 
 RELEVANCE_SHARE = 0.6
 
-
 REPAIR_TRIES = 2
 
-
 _PERIODS = VOCAB.words("period_words")
-
 
 _MONTH_RANGE = re.compile(r"(\d{1,2})\s*[-—－~至到]\s*(\d{1,2})\s*月")
 

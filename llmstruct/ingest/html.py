@@ -12,16 +12,13 @@ from llmstruct.ingest.plain import GB_FAMILY, decode
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
-
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
-
 
 _DROP_TAGS = [
     "script", "style", "noscript", "template", "head", "title", "meta", "link",
     "nav", "footer", "aside", "form", "iframe", "frame", "frameset", "object",
     "embed", "svg", "canvas", "button", "select", "input", "textarea", "menu", "dialog",
 ]  # fmt: skip
-
 
 _DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar"}
 
@@ -49,15 +46,11 @@ _CHROME_TEXT = re.compile(
     re.I,
 )
 
-
 _CHROME_TEXT_MAX = 200
-
 
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
-
 _PROTECTED = {"html", "body", "article", "main"}
-
 
 _BLOCK_TAGS = {
     "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "dir",
@@ -66,15 +59,11 @@ _BLOCK_TAGS = {
     "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
 }  # fmt: skip
 
-
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
-
 
 _CJK_CHAR = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
-
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
 
 _ROOT_MIN_SHARE = 0.3
 

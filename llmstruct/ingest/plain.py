@@ -20,18 +20,13 @@ _BOMS = (
 # Control characters that real text files do carry: tab, LF, VT, FF, CR, ESC.
 _ALLOWED_CONTROLS = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1B}
 
-
 _CONTROL_BYTES = bytes(b for b in [*range(0x20), 0x7F] if b not in _ALLOWED_CONTROLS)
-
 
 _CONTROL_RATIO = 0.05
 
-
 _BINARY_SAMPLE = 64 * 1024
 
-
 GB_FAMILY = {"gb18030", "gbk", "gb2312", "cp936", "hz"}
-
 
 _GB2312_SHARE = 0.9
 

@@ -21,7 +21,6 @@ from llmstruct.ingest.plain import read_text
 
 SUPPORTED_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"}
 
-
 _FORMAT_BY_SUFFIX = {
     ".txt": "txt",
     ".md": "md",
@@ -31,7 +30,6 @@ _FORMAT_BY_SUFFIX = {
     ".pdf": "pdf",
     ".docx": "docx",
 }
-
 
 _LIMIT_ENV = "LLMSTRUCT_MAX_FILE_MB"
 

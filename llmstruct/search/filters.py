@@ -24,16 +24,13 @@ _FILTER_FIELDS: dict[str, tuple[str, ...]] = {
     "item": ("item_id",),
 }
 
-
 _FILTER_ALIASES = {"doc": "document", "doc_id": "document", "file": "document", "units": "unit",
                    "item_id": "item", "type": "doc_type", "period": "year", "leaders": "leader"}
 
 
 _LIST_FIELDS = frozenset({"region", "units", "statuses", "leaders"})
 
-
 STATUS_ALIASES = VOCAB.status_aliases
-
 
 STATUSES: tuple[str, ...] = get_args(Status)
 

@@ -16,13 +16,11 @@ from llmstruct.text.tokens import analyze, tokenize
 
 Mode = Literal["hybrid", "vector", "bm25"]
 
-
 MODES: tuple[str, ...] = ("hybrid", "vector", "bm25")
 
 
 # Largest unfiltered vector query used to serve a filtered one (≈ 20 ms at 100k chunks).
 OVERSAMPLE_CAP = 1000
-
 
 _QUERY_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="llmstruct-query-embed")
 

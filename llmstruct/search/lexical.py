@@ -27,7 +27,6 @@ RRF_K = 60
 
 SIDECAR = "bm25.npz"
 
-
 _SIDECAR_VERSION = 1
 
 

@@ -24,9 +24,7 @@ STORE_VERSION = 1
 # Bump when chunking or the searchable text changes: stored documents are then re-indexed.
 INDEX_VERSION = "chunks-2"
 
-
 MAX_CHUNK_CHARS = 320
-
 
 _STATUS_ORDER = VOCAB.status_severity
 

@@ -26,7 +26,6 @@ from llmstruct.store.store import CHUNKS, DOCUMENTS, ITEMS, Store
 
 STORE_FORMAT = "llmstruct-store"
 
-
 MARKER = "llmstruct-store.json"
 
 

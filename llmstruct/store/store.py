@@ -38,9 +38,7 @@ from llmstruct.text.tokens import tokenize
 
 CHUNKS, ITEMS, DOCUMENTS = "llmstruct_chunks", "llmstruct_items", "llmstruct_documents"
 
-
 _WRITE_BATCH = 1000
-
 
 _READ_PAGE = 5000
 

@@ -14,7 +14,6 @@ from llmstruct.vocab import VOCAB
 # Function words and question words: they carry no topic and only add noise to BM25.
 _STOPWORDS = frozenset(VOCAB.words("bm25_stopwords"))
 
-
 _TOKEN_OK = re.compile(r"[\w\u3400-\u9fff%]")
 
 
