@@ -12,6 +12,7 @@ derives from it, so the model writes a value after it has quoted the text.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -257,6 +258,18 @@ class Answer(Strict):
     refused: bool
     citations: list[Citation] = Field(default_factory=list)
     refusal: RefusalCode | None = None
+
+
+def iter_spans(obj: object) -> Iterator[Span]:
+    """Every Span inside a record, item or list of them (what grounding checks walk)."""
+    if isinstance(obj, Span):
+        yield obj
+    elif isinstance(obj, BaseModel):
+        for name in type(obj).model_fields:
+            yield from iter_spans(getattr(obj, name))
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from iter_spans(x)
 
 
 def json_schema() -> dict:

@@ -13,11 +13,11 @@ import re
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from llmstruct.eval import gold as gold_mod
 from llmstruct.eval.gold import GoldItem
@@ -35,7 +35,7 @@ from llmstruct.eval.matching import (
     rnd,
     same_number,
 )
-from llmstruct.schema import DocumentRecord, Indicator, Span, TaskItem
+from llmstruct.schema import DocumentRecord, Indicator, TaskItem, iter_spans
 from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job
 from llmstruct.structure.pipeline import structure_file
 from llmstruct.vocab import VOCAB
@@ -157,17 +157,6 @@ def boundary_ok(item: TaskItem, anchor: Anchor, text: str) -> bool:
         return len(lead) <= LEAD_IN and not (_SENTENCE_END & set(lead))
     return False
 
-
-def iter_spans(obj: object) -> Iterator[Span]:
-    """Every Span inside a record, item or list of them."""
-    if isinstance(obj, Span):
-        yield obj
-    elif isinstance(obj, BaseModel):
-        for name in type(obj).model_fields:
-            yield from iter_spans(getattr(obj, name))
-    elif isinstance(obj, (list, tuple)):
-        for x in obj:
-            yield from iter_spans(x)
 
 
 def _indicators(item: TaskItem) -> list[Indicator]:

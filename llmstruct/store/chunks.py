@@ -6,15 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from llmstruct.errors import StoreError
-from llmstruct.schema import DocumentRecord, Span, TaskItem
+from llmstruct.schema import DocumentRecord, TaskItem, iter_spans
 from llmstruct.text.tokens import analyze
 from llmstruct.vocab import VOCAB
 
@@ -247,17 +244,7 @@ def content_hash(rec: DocumentRecord, embedder_name: str) -> str:
 
 def check_spans(rec: DocumentRecord, original: str) -> None:
     """Every span of the record must be the slice it claims, or offsets would lie."""
-    def walk(obj: Any) -> Iterator[Span]:
-        if isinstance(obj, Span):
-            yield obj
-        elif isinstance(obj, BaseModel):
-            for name in type(obj).model_fields:
-                yield from walk(getattr(obj, name))
-        elif isinstance(obj, list):
-            for x in obj:
-                yield from walk(x)
-
-    for span in walk(rec):
+    for span in iter_spans(rec):
         if original[span.start : span.end] != span.text:
             raise StoreError(f"{rec.doc_id}: span {span.start}-{span.end} does not match the source text "
                              f"of {rec.source_file}")
