@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from llmstruct.errors import IngestError, LlmstructError
+from llmstruct.ingest.paths import expand_paths
 from llmstruct.ingest.source import SUPPORTED_SUFFIXES, SourceText, read_source
 from llmstruct.schema import DocumentRecord
 from llmstruct.store.chunks import INDEX_VERSION
@@ -72,14 +73,5 @@ def index_paths(store: Store, paths: Iterable[Path], sources_dir: Path | None = 
 
 def _expand(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """(documents, record JSON files) named directly or found under folders, sorted."""
-    docs: list[Path] = []
-    jsons: list[Path] = []
-    for p in paths:
-        files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")) if p.is_dir() else [p]
-        for f in files:
-            suffix = f.suffix.lower()
-            if suffix == ".json":
-                jsons.append(f)
-            elif suffix in SUPPORTED_SUFFIXES or not p.is_dir():
-                docs.append(f)
-    return docs, jsons
+    files = expand_paths(paths, SUPPORTED_SUFFIXES | {".json"})
+    return [f for f in files if f.suffix.lower() != ".json"], [f for f in files if f.suffix.lower() == ".json"]
