@@ -14,10 +14,12 @@ _DOC_NUMBER = re.compile(r"[\u4e00-\u9fff]{2,10}[〔\[［【]\d{4}[〕\]］】]\
 _ISO_DATE = r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
 _CN_DATE = r"([〇○零一二三四五六七八九]{4})年([一二三四五六七八九十]{1,3})月([一二三四五六七八九十]{1,3})日"
 _MEETING = re.compile(
-    rf"(?P<date>{_ISO_DATE}|{_CN_DATE})\s*在\s*(?P<meeting>[^\n。]{{2,40}}?人民代表大会[^\n。]{{0,20}}?会议)上"
+    rf"(?P<date>{_ISO_DATE}|{_CN_DATE})\s*在\s*(?P<meeting>[^。]{{2,40}}?人民代表大会[^\n。]{{0,20}}?会议)上"
 )
+# A name may be printed with a space inside (上海市市长 龚 正), so it keeps its span but not the space.
 _SPEAKER = re.compile(
-    r"^(?P<title>[^\n各]{0,20}?(?:代理?)?(?:县长|区长|市长|镇长|乡长|主任))?[\s；;：:]*(?P<name>[\u4e00-\u9fff]{2,4})$"
+    r"^(?P<title>[^\n各]{0,20}?(?:代理?)?(?:省长|市长|县长|区长|州长|盟长|旗长|镇长|乡长|主席|主任))?[\s；;：:]*"
+    r"(?P<name>[\u4e00-\u9fff](?:[ \u3000]?[\u4e00-\u9fff]){1,3})$"
 )
 _ORG_END = ("人民政府办公室", "人民政府", "办公室", "委员会", "管委会", "局")
 
@@ -152,17 +154,22 @@ def _clean_offset(nt: NormText, named: Named) -> int | None:
 
 
 def _speaker(nt: NormText, meta: Metadata, a: int, end: int) -> None:
-    stop = nt.text.find("各位代表", a, min(end, a + 60))
+    """The speaker after the meeting line: a titled line (省长 王予波) among the next few
+    lines, which on web pages carry 来源/时间 clutter, or a bare name right before 各位代表."""
+    stop = nt.text.find("各位代表", a, min(end, a + 300))
     if stop < 0:
         return
-    seg_a, seg_b = a, stop
-    while seg_a < seg_b and nt.text[seg_a].isspace():
-        seg_a += 1
-    while seg_b > seg_a and nt.text[seg_b - 1].isspace():
-        seg_b -= 1
-    m = _SPEAKER.match(nt.text[seg_a:seg_b])
-    if not m:
+    lines = [(m.start() + a, m.end() + a) for m in re.finditer(r"[^\n]+", nt.text[a:stop])]
+    for k, (la, lb) in enumerate(lines):
+        while la < lb and nt.text[la].isspace():
+            la += 1
+        while lb > la and nt.text[lb - 1].isspace():
+            lb -= 1
+        m = _SPEAKER.match(nt.text[la:lb])
+        if not m or not (m.group("title") or k == len(lines) - 1):
+            continue
+        meta.speaker = Named(name=re.sub(r"[ \u3000]", "", clean_text(m.group("name"))),
+                             span=nt.span(la + m.start("name"), la + m.end("name")))
+        if m.group("title"):
+            meta.speaker_title = clean_text(m.group("title"))
         return
-    meta.speaker = _named(nt, seg_a + m.start("name"), seg_a + m.end("name"))
-    if m.group("title"):
-        meta.speaker_title = clean_text(m.group("title"))
