@@ -56,7 +56,13 @@ def detect_layout(nt: NormText, start: int, end: int) -> str:
     text = nt.text[start:end]
     if re.search(r"(?m)^\s*序号\s+.*责任单位", text) and len(re.findall(r"(?m)^\s*\d{1,3}\s*$", text)) >= 3:
         return "table"
-    numbered = re.findall(r"(?m)^\s*\d{1,3}\s*[.．、](?!\d).*$", text)
+    found = list(re.finditer(r"(?m)^\s*\d{1,3}\s*[.．、](?!\d).*$", text))
+    # Numbered lines that start only in the second half of a report are a list or an
+    # appendix inside it (a work report's 民生实事 1-10, its 名词解释), not its layout: on the
+    # seeds' task lists and bulletins the first numbered line comes within the first 5%.
+    if found and found[0].start() > len(text) / 2:
+        found = []
+    numbered = [m.group(0) for m in found]
     if len(numbered) >= 3:
         return "numbered"
     # A short bulletin (one or two tasks) still marks its tasks: an assignment clause on a

@@ -39,3 +39,18 @@ def test_a_source_line_is_not_taken_for_a_speaker(tmp_path: Path) -> None:
     path.write_text("2026年某市政府工作报告\n2026年1月5日在某市第九届人民代表大会第六次会议上\n来源：某市日报\n"
                     "解放日报\n时间：2026-01-06\n" + BODY, encoding="utf-8")
     assert structure_file(path).records[0].speaker is None
+
+
+def test_a_numbered_list_late_in_a_work_report_does_not_make_it_a_task_list(tmp_path: Path) -> None:
+    """Three provinces end their reports with numbered 民生实事 or a 名词解释 glossary; the
+    report is still a work report, its body kept as topic paragraphs."""
+    body = "".join(f"{n}、第{n}部分\n全省地区生产总值增长{k}%，固定资产投资增长{k + 1}%，城乡居民收入稳步提高。"
+                   "我们坚持稳中求进，扎实推进各项工作，取得了新的成效。\n" for k, n in enumerate("一二三四五六", 1))
+    glossary = "名词解释\n" + "".join(f"{k}.术语{k}：指某项工作的简称。\n" for k in range(1, 6))
+    path = tmp_path / "report.txt"
+    path.write_text("2026年某省政府工作报告\n2026年1月20日在某省第十四届人民代表大会第四次会议上\n省长 李四\n"
+                    + BODY + body + glossary, encoding="utf-8")
+    rec = structure_file(path).records[0]
+    assert rec.doc_type == "work_report"
+    assert not any(it.seq_no for it in rec.items)  # the glossary's 1. 2. 3. are not tasks
+    assert any("地区生产总值" in it.task.text for it in rec.items)
