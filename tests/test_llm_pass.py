@@ -44,6 +44,7 @@ class Counting:
     def __init__(self, backend):
         self.backend, self.sent = backend, 0
         self.name, self.model_id, self.grammar = backend.name, backend.model_id, backend.grammar
+        self.capabilities = backend.capabilities
 
     def generate_json(self, prompts, schema, max_new_tokens):
         self.sent += len(prompts)

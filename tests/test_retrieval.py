@@ -239,7 +239,7 @@ def test_seed_search_finds_gold_support_and_filters_by_place(seed_store):
 def test_hybrid_is_not_worse_than_vector_on_gold_questions(seed_store):
     from llmstruct.eval.bench.retrieval import quality
 
-    q = quality(seed_store, seeds_dir=SEEDS)
+    q = quality(seed_store, ROOT / "evals" / "gold" / "questions.yaml", seeds_dir=SEEDS)
     hybrid, vector = q["hybrid"]["overall"], q["vector"]["overall"]
     assert not q["hybrid"]["errors"]
     assert hybrid["hit@5"] >= vector["hit@5"] - 0.02
@@ -251,12 +251,13 @@ def test_retrieval_bench_runs_at_small_scale(tmp_path, seed_store):
     """The benchmark end to end at 3,000 chunks (the real run uses 100,000)."""
     from llmstruct.eval.bench.retrieval import retrieval_benchmark
 
-    report = retrieval_benchmark(target_chunks=3000, work_dir=tmp_path, seeds_dir=SEEDS, latency_questions=6,
+    report = retrieval_benchmark(target_chunks=3000, work_dir=tmp_path, seeds_dir=SEEDS,
+                                 questions=ROOT / "evals" / "gold" / "questions.yaml", latency_questions=6,
                                  log=lambda m: None)
     assert report["synthetic_store"]["chunks"] >= 3000
     assert report["latency_synthetic"]["hybrid"]["n"] == 6
     from llmstruct.eval.gold import load_questions
-    from llmstruct.eval.bench.retrieval import QUESTIONS
+    QUESTIONS = ROOT / "evals" / "gold" / "questions.yaml"
 
     answerable = sum(q.answerable for q in load_questions(QUESTIONS))
     assert report["quality"]["hybrid"]["overall"]["questions"] == answerable == 65

@@ -141,7 +141,7 @@ def start_app(data_dir: Path, port: int | None = None, log_path: Path | None = N
     port = port or free_port()
     env = dict(os.environ, LLMSTRUCT_PORT=str(port), LLMSTRUCT_HOST="127.0.0.1", LLMSTRUCT_DATA_DIR=str(data_dir),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[3]  # the checkout: app.py sits beside llmstruct/
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen([sys.executable, str(root / "app.py")], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
