@@ -59,8 +59,9 @@ def detect_layout(nt: NormText, start: int, end: int) -> str:
     found = list(re.finditer(r"(?m)^\s*\d{1,3}\s*[.．、](?!\d).*$", text))
     # Numbered lines that start only in the second half of a report are a list or an
     # appendix inside it (a work report's 民生实事 1-10, its 名词解释), not its layout: on the
-    # seeds' task lists and bulletins the first numbered line comes within the first 5%.
-    if found and found[0].start() > len(text) / 2:
+    # seeds' task lists and bulletins the first numbered line comes within the first 5%, and a
+    # speech (各位代表) is what such a list sits in; a short bulletin's header may be long.
+    if found and found[0].start() > len(text) / 2 and "各位代表" in text[:found[0].start()]:
         found = []
     numbered = [m.group(0) for m in found]
     if len(numbered) >= 3:
