@@ -54,3 +54,13 @@ def test_a_numbered_list_late_in_a_work_report_does_not_make_it_a_task_list(tmp_
     assert rec.doc_type == "work_report"
     assert not any(it.seq_no for it in rec.items)  # the glossary's 1. 2. 3. are not tasks
     assert any("地区生产总值" in it.task.text for it in rec.items)
+
+
+def test_a_short_bulletin_with_a_long_header_keeps_its_numbered_tasks(tmp_path: Path) -> None:
+    """Seed 000 cut after its third task: the header is over half the text, yet it is no speech."""
+    seeds = Path(__file__).resolve().parents[2] / "seeds"
+    src = (seeds / "000_5c1aadecc78db95a.txt").read_text(encoding="utf-8")
+    path = tmp_path / "bulletin.txt"
+    path.write_text(src[:src.index("4. 编制产业链图谱")], encoding="utf-8")
+    rec = structure_file(path).records[0]
+    assert rec.doc_type != "work_report" and [it.seq_no for it in rec.items] == [1, 2, 3]
