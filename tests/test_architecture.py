@@ -13,7 +13,7 @@ from llmstruct import schema
 from llmstruct.text.tokens import tokenize
 from llmstruct.vocab import VOCAB
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 MAX_LINES = 700
 
 
@@ -58,3 +58,12 @@ def test_building_a_catalog_leaves_the_index_tokenizer_alone() -> None:
     catalog = load_catalog([ROOT / "seeds" / "000_5c1aadecc78db95a.txt"])
     assert tokenize(text) == before
     assert "临沭县统计局" in list(catalog.tokenizer.cut(text)) or "刘洪明" in list(catalog.tokenizer.cut(text))
+
+
+def test_test_folders_mirror_the_packages() -> None:
+    """tests/<pkg>/ holds the tests of llmstruct/<pkg>/: a newcomer finds them by name."""
+    packages = {p.name for p in (ROOT / "llmstruct").iterdir() if (p / "__init__.py").is_file()}
+    folders = {p.name for p in (ROOT / "tests").iterdir()
+               if p.is_dir() and p.name not in {"artifacts", "__pycache__"} and any(p.glob("test_*.py"))}
+    assert folders <= packages, f"test folders without a package: {sorted(folders - packages)}"
+    assert [p.name for p in (ROOT / "tests").glob("test_*.py")] == ["test_architecture.py"]

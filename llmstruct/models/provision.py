@@ -166,11 +166,6 @@ def part_number(name: str | Path) -> int:
     return int(m.group(1))
 
 
-def sort_parts(paths: Iterable[str | Path]) -> list[Path]:
-    """Parts in numeric order (1, 2, ..., 10, 11), never lexicographic (1, 10, 11, 2)."""
-    return sorted((Path(p) for p in paths), key=part_number)
-
-
 def part_paths(preset: str = DEFAULT_PRESET) -> list[Path]:
     """Paths of the installed part files, in numeric order.
 

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from helpers import SEEDS
 from pydantic import BaseModel
 
 from llmstruct.answer import Asker, load_catalog
 from llmstruct.models.base import Capabilities, GenerationResult, StructuredBackend
 
-SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 QUESTION = "临沭县2021年上半年一般公共预算收入是多少？"
 
 

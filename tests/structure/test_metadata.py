@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import SEEDS
 from llmstruct.structure import structure_file
 
 BODY = "各位代表：\n现在，我代表省人民政府向大会报告工作，请予审议。\n一、2025年工作回顾\n全省地区生产总值增长5.2%。\n"
@@ -58,8 +59,7 @@ def test_a_numbered_list_late_in_a_work_report_does_not_make_it_a_task_list(tmp_
 
 def test_a_short_bulletin_with_a_long_header_keeps_its_numbered_tasks(tmp_path: Path) -> None:
     """Seed 000 cut after its third task: the header is over half the text, yet it is no speech."""
-    seeds = Path(__file__).resolve().parents[2] / "seeds"
-    src = (seeds / "000_5c1aadecc78db95a.txt").read_text(encoding="utf-8")
+    src = (SEEDS / "000_5c1aadecc78db95a.txt").read_text(encoding="utf-8")
     path = tmp_path / "bulletin.txt"
     path.write_text(src[:src.index("4. 编制产业链图谱")], encoding="utf-8")
     rec = structure_file(path).records[0]

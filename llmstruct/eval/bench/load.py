@@ -179,40 +179,6 @@ def wait_ready(url: str, timeout: float = 900.0) -> dict:
     raise TimeoutError(f"app not ready after {timeout:.0f} s: {status or last_error}")
 
 
-_SHARED: dict = {}
-
-
-def shared_app(workdir: Path) -> str:
-    """One app per test process (started on first use, stopped at exit): the app tests and
-    the browser test share it instead of loading the model twice."""
-    import atexit
-
-    if "failed" in _SHARED:
-        raise RuntimeError(_SHARED["failed"])
-    if "url" not in _SHARED:
-        proc, url = start_app(workdir / "data", log_path=workdir / "app.log")
-        _SHARED.update(proc=proc, log=workdir / "app.log")
-
-        def stop() -> None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-        atexit.register(stop)
-        try:
-            status = wait_ready(url)
-        except Exception as exc:
-            _SHARED["failed"] = f"app did not get ready: {exc} (log: {workdir / 'app.log'})"
-            raise
-        if status.get("error"):
-            _SHARED["failed"] = f"app failed to prepare: {status}"
-            raise RuntimeError(_SHARED["failed"])
-        _SHARED["url"] = url
-    return _SHARED["url"]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--url", help="a running app on loopback")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -10,7 +9,7 @@ from llmstruct.structure.figures import find_figures, rule_name
 from llmstruct.text.grounding import align
 from llmstruct.structure.pipeline import structure_file
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from helpers import SEEDS
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import html
-from pathlib import Path
 
 from llmstruct.ingest.source import read_source
 from llmstruct.text.normalize import normalize
 from llmstruct.structure.pipeline import structure_file
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from helpers import SEEDS
 
 
 def _check_spans(result) -> int:

@@ -6,14 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from typer.testing import CliRunner
 
 from llmstruct.app.cli import app
 from llmstruct.schema import DocumentRecord
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from helpers import SEEDS
 runner = CliRunner()
 
 

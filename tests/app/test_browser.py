@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+from helpers import ARTIFACTS
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (scripts/setup.sh installs it)")
-def test_browser_asks_and_opens_a_citation(tmp_path_factory):
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.model
+def test_browser_asks_and_opens_a_citation(app_url):
     from playwright.sync_api import sync_playwright
 
-    from llmstruct.eval.bench.load import shared_app
-
-    url = shared_app(tmp_path_factory.mktemp("app"))
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -29,7 +29,7 @@ def test_browser_asks_and_opens_a_citation(tmp_path_factory):
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, wait_until="load")  # the status timer keeps the network busy: no "networkidle"
+            page.goto(app_url, wait_until="load")  # the status timer keeps the network busy: no "networkidle"
             page.locator("#question textarea").wait_for(timeout=60_000)
             page.locator("#question textarea").fill("临沭县2021年上半年一般公共预算收入是多少？")
             page.locator("#send").click()

@@ -13,7 +13,7 @@ from llmstruct.answer.refusal import REFUSAL
 from llmstruct.ingest.source import read_source
 from llmstruct.schema import Answer, Citation
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 SEEDS = ROOT / "seeds"
 
 
@@ -49,13 +49,6 @@ def test_exports_json_csv_excel(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    from llmstruct.eval.bench.load import shared_app
-
-    return shared_app(tmp_path_factory.mktemp("app"))
-
-
-@pytest.fixture(scope="module")
 def client(app_url):
     from gradio_client import Client
 
@@ -68,6 +61,8 @@ def _valid(answer: Answer) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.model
 def test_chat_streams_and_cites(client):
     job = client.submit("郯城县2022年社会消费品零售总额是多少？", [], None, None, None, None, None, api_name="/chat")
     outputs = list(job)
@@ -85,6 +80,8 @@ def test_chat_streams_and_cites(client):
 
 
 @pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.model
 def test_ask_api_json_refusal_follow_up_and_filters(client):
     a = Answer.model_validate(client.predict("临沭县通报中刘洪明作为责任领导的任务有几项？", "[]", "{}", api_name="/ask"))
     assert "共8项" in a.answer and len(a.citations) == 8
@@ -101,6 +98,8 @@ def test_ask_api_json_refusal_follow_up_and_filters(client):
 
 
 @pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.model
 def test_upload_structures_indexes_and_answers(client, tmp_path):
     """An uploaded report (here the opening of a seed bulletin, under a new name) is
     structured, indexed and answerable, with citations into the uploaded file."""
@@ -121,6 +120,8 @@ def test_upload_structures_indexes_and_answers(client, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.model
 def test_load_20_concurrent_chat_sessions(app_url):
     """20 concurrent gradio_client sessions on loopback: zero errors; p50/p95 printed."""
     from llmstruct.eval.bench.load import run

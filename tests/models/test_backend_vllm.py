@@ -23,7 +23,7 @@ from llmstruct.models import StructuredBackend, get_backend
 from llmstruct.models.provision import ModelError
 from llmstruct.structure.pipeline import structure_file
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 SEEDS = ROOT / "seeds"
 VENV = Path(os.environ.get("LLMSTRUCT_VLLM_VENV", ROOT / ".venv-vllm"))
 VPY = VENV / "bin" / "python"
@@ -156,6 +156,8 @@ def backend(server):
 
 
 @pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.model
 def test_server_structures_real_seed_items(backend, server):
     """Two open items from every seed, one batch of concurrent requests, each with its own
     grammar (list lengths fixed to what is asked); every output must be valid."""
@@ -204,6 +206,8 @@ def test_server_structures_real_seed_items(backend, server):
 
 
 @pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.model
 def test_server_one_schema_and_truncation(backend):
     """One schema for the whole batch, and a cut-off output reported as truncated."""
     from pydantic import BaseModel, Field
@@ -255,6 +259,7 @@ OFFLINE_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_offline_vllm_llm_in_its_venv(tmp_path, model_dir):
     """`vllm.LLM` through VllmOfflineBackend, run where vllm is importable (its own venv)."""
     _need_venv()

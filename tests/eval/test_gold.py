@@ -18,7 +18,7 @@ from llmstruct.eval.gold import (
     verify_gold,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 SEED_FILES = sorted(p.name for p in (ROOT / "seeds").glob("*.txt"))
 MIN_PER_TYPE = {
     "lookup": 20,

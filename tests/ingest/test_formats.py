@@ -11,7 +11,7 @@ import pytest
 from llmstruct.errors import IngestError
 from llmstruct.ingest.source import SUPPORTED_SUFFIXES, SourceText, read_source
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from helpers import SEEDS
 SENTENCE = "县发展和改革局：地区生产总值增长7%左右。"
 
 

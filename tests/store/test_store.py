@@ -28,61 +28,8 @@ from llmstruct.store.store import CHUNKS, StoreError
 from llmstruct.store.opening import MARKER, open_store
 from llmstruct.store.chunks import MAX_CHUNK_CHARS, build_chunks, split_range
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import MINI, OTHER, ROOT, write_doc
 SEEDS = ROOT / "seeds"
-
-MINI = """沭政督字〔2022〕5号
-
-临沭县人民政府办公室 关于2022年《政府工作报告》重点工作任务 进展情况的通报
-
-各镇人民政府、街道办事处，县直各部门单位：
-现将有关情况通报如下。
-
-临沭县人民政府办公室
-
-2022 年 7 月 10 日
-
-2022 年《政府工作报告》重点工作任务 进展情况
-
-一、产业发展
-
-1. 全年新建5G基站80座，推进数字乡村建设。（责任领导：朱凤华；责任单位：县工信局；配合单位：县统计局）
-
-进展情况：上半年已新建5G基站52座，完成全年任务的65%，数字乡村建设进展顺利。
-
-2. 加快推进污水处理厂提标改造工程，年底前完成主体施工。（责任领导：陆永春；责任单位：县发改局）
-
-进展情况：因资金未到位，污水处理厂提标改造工程进展滞后，暂时落后于计划进度。
-
-3. 深化事业单位改革，着力提升行政效能。（责任领导：朱凤华；责任单位：县委编办；配合单位：县发展和改革局）
-
-进展情况：事业单位改革已完成，并通过市委编办评估。
-"""
-
-OTHER = """郯城县人民政府办公室 关于2023年重点工作任务 进展情况的通报
-
-2023 年重点工作任务 进展情况
-
-1. 新增汽车充电桩300个，推动绿色智慧交通发展。（责任领导：王明；责任单位：县交通运输局）
-
-进展情况：已建成汽车充电桩180个，正在推进中。
-
-2. 实施高标准农田建设5万亩。（责任领导：李强；责任单位：县农业农村局；配合单位：县财政局）
-
-进展情况：高标准农田建设已完成3.2万亩。
-
-3. 改造提升老旧小区20个。（责任领导：王明；责任单位：县住建局）
-
-进展情况：已开工老旧小区12个。
-"""
-
-
-def write_doc(folder: Path, name: str, text: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
 
 @pytest.fixture(scope="session")
 def emb_cache(tmp_path_factory) -> Path:

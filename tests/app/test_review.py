@@ -14,7 +14,7 @@ from llmstruct.app.cli import app
 from llmstruct.structure.pipeline import structure_file, write_records
 from llmstruct.app.review import collect, render_review, review_dir
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 SEEDS = ROOT / "seeds"
 CHROMIUM = Path("/usr/bin/chromium")
 runner = CliRunner()
@@ -93,6 +93,7 @@ def test_cli_exit_codes(tmp_path):
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+@pytest.mark.browser
 def test_clicks_jump_between_text_and_record(tmp_path, bulletin):
     """A field row scrolls to and flashes its text; a highlight flashes its field row."""
     pytest.importorskip("playwright")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -11,7 +10,7 @@ from llmstruct.ingest.source import read_source
 from llmstruct.structure.pipeline import structure_file, write_records
 from llmstruct.schema import DocumentRecord
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from helpers import SEEDS
 S000 = SEEDS / "000_5c1aadecc78db95a.txt"
 S001 = SEEDS / "001_0bd5adcbd4f51cd8.txt"
 S002 = SEEDS / "002_64fd41ca82a7d87d.txt"

@@ -8,7 +8,7 @@ import pytest
 
 from llmstruct.eval.bench.structure import corpus_benchmark, model_benchmark
 
-from conftest import SEEDS, tiny_random_backend
+from helpers import SEEDS, tiny_random_backend
 
 pytestmark = pytest.mark.slow  # loads the tokenizer and compiles grammars
 

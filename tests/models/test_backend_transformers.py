@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from llmstruct.errors import LlmstructError
 from llmstruct.models import GenerationResult, StructuredBackend, get_backend
 
-from conftest import tiny_random_backend
+from helpers import tiny_random_backend
 
 
 class Task(BaseModel):
@@ -83,6 +83,7 @@ def _check_compact_valid(results, schema, n):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_real_model_batched_json_is_valid(backend):
     assert isinstance(backend, StructuredBackend)
     assert backend.name == "transformers" and backend.model_id == "qwen2.5-coder-0.5b"
@@ -97,6 +98,7 @@ def test_real_model_batched_json_is_valid(backend):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_real_model_truncation_is_reported(backend):
     prompt = backend.chat_prompt(SYSTEM, "把下面的任务写成JSON：" + PROMPTS[1])
     (r,) = backend.generate_text([prompt], max_new_tokens=5)

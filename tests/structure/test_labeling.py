@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -10,7 +9,7 @@ from pydantic import ValidationError
 from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job, parse_labels
 from llmstruct.structure.pipeline import structure_file
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+from helpers import SEEDS
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +118,7 @@ def test_instructions_inside_documents_are_data(bulletin):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_real_model_labels_items_from_every_seed():
     """The default Qwen labels open items of every seed that has any, under the grammar: all valid."""
     from llmstruct.models import get_backend

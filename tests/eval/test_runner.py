@@ -32,7 +32,7 @@ from llmstruct.eval.runner import (
 )
 from llmstruct.schema import Answer, Citation, Hit, Span
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
 SEEDS = ROOT / "seeds"
 runner = CliRunner()
 
@@ -253,6 +253,7 @@ def test_cli_gate_exit_codes(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.model
 def test_smoke_suite_with_the_default_model_passes_its_gate():
     """The model-backed subset: the model pass on a few items and answers to a few questions, against
     the 'smoke' thresholds (CI runs this; the baseline and the store are left to the full run)."""

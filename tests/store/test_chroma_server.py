@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_store import MINI, OTHER, write_doc
+from helpers import MINI, OTHER, write_doc
 
 from llmstruct.indexing import index_paths
 from llmstruct.store.embedding import CachedEmbedder, E5Embedder
@@ -84,6 +84,7 @@ def chroma_server(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.server
 def test_index_and_query_through_a_chroma_server(tmp_path, chroma_server):
     cache = tmp_path / "cache"
     embedder = CachedEmbedder(E5Embedder(), cache)
