@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 from typing import get_args
 
+from helpers import ROOT
+
 from llmstruct import schema
 from llmstruct.text.tokens import tokenize
 from llmstruct.vocab import VOCAB
 
-from helpers import ROOT
 MAX_LINES = 700
 
 

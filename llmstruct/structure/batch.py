@@ -73,6 +73,7 @@ def run_batch(
         except Exception as exc:  # one bad file must not stop the batch
             result.failures.append(f"{f}: unexpected {type(exc).__name__}: {exc}")
             structured.append((f, None))
+    _refuse_taken_ids(structured, result.failures)
     if ev.on_plan:
         todo = sum(count_jobs(st, only) for _, st in structured if st is not None) if backend else 0
         ev.on_plan(len(files), todo)
@@ -104,6 +105,24 @@ def run_batch(
     if backend is not None:
         _write_jsonl(out_dir / "run.jsonl", result.items)
     return result
+
+
+def _refuse_taken_ids(structured: list[tuple[Path, Structured | None]], failures: list[str]) -> None:
+    """Record files are named by doc_id, so a file whose report ids an earlier file of the
+    batch already has (a/report.txt and b/report.txt; x.txt's x-01 and a file x-01.txt)
+    fails with one line instead of silently overwriting the other's records."""
+    taken: dict[str, Path] = {}
+    for i, (f, st) in enumerate(structured):
+        if st is None:
+            continue
+        ids = [r.doc_id for r in st.records]
+        clash = next((d for d in ids if d in taken), None)
+        if clash is not None:
+            failures.append(f"{f}: doc_id {clash!r} is already given to {taken[clash]} in this batch "
+                            "(records are named <doc_id>.json): rename one file or structure it into another --out")
+            structured[i] = (f, None)
+            continue
+        taken.update((d, f) for d in ids)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -7,12 +7,12 @@ import shutil
 import subprocess
 import sys
 
+from helpers import SEEDS
 from typer.testing import CliRunner
 
 from llmstruct.app.cli import app
 from llmstruct.schema import DocumentRecord
 
-from helpers import SEEDS
 runner = CliRunner()
 
 
@@ -67,3 +67,22 @@ def test_bench_prints_rules_numbers():
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["items"] == 468 and data["structure_seconds_median"] > 0
+
+
+def test_files_whose_records_would_share_a_name_are_refused(tmp_path):
+    """a/report.txt, b/report.txt and report.md all give doc_id ``report``: the first is
+    written, the other two fail with one line each naming the file that has the id, exit 1."""
+    text = (SEEDS / "001_0bd5adcbd4f51cd8.txt").read_text(encoding="utf-8")
+    src = tmp_path / "in"
+    for rel in ("a/report.txt", "b/report.txt", "report.md"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "llmstruct.app.cli", "structure", str(src / "a" / "report.txt"),
+                           str(src / "b" / "report.txt"), str(src / "report.md"), "--out", str(out), "--rules-only"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and all("already given to" in e and "a/report.txt" in e for e in errors), proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+    assert json.loads((out / "report.json").read_text(encoding="utf-8"))["source_file"] == "report.txt"

@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 from typer.testing import CliRunner
 
 from llmstruct.app.cli import app
-from llmstruct.structure.pipeline import structure_file, write_records
 from llmstruct.app.review import collect, render_review, review_dir
+from llmstruct.structure.pipeline import structure_file, write_records
 
-from helpers import ROOT
 SEEDS = ROOT / "seeds"
 CHROMIUM = Path("/usr/bin/chromium")
 runner = CliRunner()

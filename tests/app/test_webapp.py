@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from llmstruct.answer.refusal import REFUSAL
 from llmstruct.ingest.source import read_source
 from llmstruct.schema import Answer, Citation
 
-from helpers import ROOT
 SEEDS = ROOT / "seeds"
 
 

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from helpers import ROOT
+
 pytestmark = pytest.mark.slow
 
 

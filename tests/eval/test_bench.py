@@ -5,10 +5,9 @@ nothing, only that every figure is measured and reported). Real numbers: `llmstr
 from __future__ import annotations
 
 import pytest
+from helpers import SEEDS, tiny_random_backend
 
 from llmstruct.eval.bench.structure import corpus_benchmark, model_benchmark
-
-from helpers import SEEDS, tiny_random_backend
 
 pytestmark = pytest.mark.slow  # loads the tokenizer and compiles grammars
 

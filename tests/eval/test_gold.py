@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT
 
 from llmstruct.eval.gold import (
     EXTRACTION_FILE,
@@ -18,7 +19,6 @@ from llmstruct.eval.gold import (
     verify_gold,
 )
 
-from helpers import ROOT
 SEED_FILES = sorted(p.name for p in (ROOT / "seeds").glob("*.txt"))
 MIN_PER_TYPE = {
     "lookup": 20,

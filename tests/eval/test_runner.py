@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT
 from typer.testing import CliRunner
 
 from llmstruct.app.cli import app
@@ -32,7 +33,6 @@ from llmstruct.eval.runner import (
 )
 from llmstruct.schema import Answer, Citation, Hit, Span
 
-from helpers import ROOT
 SEEDS = ROOT / "seeds"
 runner = CliRunner()
 

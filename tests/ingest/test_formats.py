@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import SEEDS
 
 from llmstruct.errors import IngestError
 from llmstruct.ingest.source import SUPPORTED_SUFFIXES, SourceText, read_source
 
-from helpers import SEEDS
 SENTENCE = "县发展和改革局：地区生产总值增长7%左右。"
 
 

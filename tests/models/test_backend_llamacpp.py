@@ -8,13 +8,13 @@ import importlib.util
 import json
 
 import pytest
+from helpers import SEEDS
 
-from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job, parse_labels
 from llmstruct.models import StructuredBackend, get_backend
 from llmstruct.models.provision import ModelError
+from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job, parse_labels
 from llmstruct.structure.pipeline import structure_file
 
-from helpers import SEEDS
 HAVE_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 needs_llama_cpp = pytest.mark.skipif(
     not HAVE_LLAMA_CPP, reason="llama-cpp-python is not installed (bash scripts/setup_llamacpp.sh builds it, 5-8 min)"

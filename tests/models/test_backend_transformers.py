@@ -7,12 +7,11 @@ import json
 from typing import Annotated, Literal
 
 import pytest
+from helpers import tiny_random_backend
 from pydantic import BaseModel, Field
 
 from llmstruct.errors import LlmstructError
 from llmstruct.models import GenerationResult, StructuredBackend, get_backend
-
-from helpers import tiny_random_backend
 
 
 class Task(BaseModel):

@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job, parse_labels
 from llmstruct.models import StructuredBackend, get_backend
 from llmstruct.models.provision import ModelError
+from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job, parse_labels
 from llmstruct.structure.pipeline import structure_file
 
-from helpers import ROOT
 SEEDS = ROOT / "seeds"
 VENV = Path(os.environ.get("LLMSTRUCT_VLLM_VENV", ROOT / ".venv-vllm"))
 VPY = VENV / "bin" / "python"

@@ -7,23 +7,21 @@ seeds once per session into a tmp store, with embeddings from the default on-dis
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
-from helpers import MINI, OTHER, write_doc
+from helpers import MINI, OTHER, ROOT, write_doc
 
 from llmstruct.indexing import index_paths
-from llmstruct.store.embedding import CachedEmbedder, E5Embedder
-from llmstruct.ingest.source import read_source
 from llmstruct.ingest.paths import expand_paths
-from llmstruct.search.records import query_items
-from llmstruct.search.lexical import LexicalIndex, lexical_index
-from llmstruct.text.tokens import analyze, tokenize
+from llmstruct.ingest.source import read_source
 from llmstruct.search.filters import chroma_where, parse_filters
 from llmstruct.search.hybrid import rrf, search
+from llmstruct.search.lexical import LexicalIndex, lexical_index
+from llmstruct.search.records import query_items
+from llmstruct.store.embedding import CachedEmbedder, E5Embedder
 from llmstruct.store.opening import open_store
+from llmstruct.text.tokens import analyze, tokenize
 
-from helpers import ROOT
 SEEDS = ROOT / "seeds"
 
 

@@ -15,11 +15,11 @@ import pytest
 from helpers import MINI, OTHER, write_doc
 
 from llmstruct.indexing import index_paths
-from llmstruct.store.embedding import CachedEmbedder, E5Embedder
-from llmstruct.search.records import query_items
 from llmstruct.search.hybrid import search
-from llmstruct.store.store import StoreError
+from llmstruct.search.records import query_items
+from llmstruct.store.embedding import CachedEmbedder, E5Embedder
 from llmstruct.store.opening import open_store
+from llmstruct.store.store import StoreError
 
 
 def free_port() -> int:

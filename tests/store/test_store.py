@@ -16,19 +16,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import MINI, OTHER, ROOT, write_doc
 
 from llmstruct.indexing import index_paths
-from llmstruct.store.embedding import CachedEmbedder, E5Embedder
-from llmstruct.ingest.source import read_source
 from llmstruct.ingest.paths import expand_paths
-from llmstruct.structure.pipeline import structure_file, write_records
-from llmstruct.search.records import query_items
+from llmstruct.ingest.source import read_source
 from llmstruct.search.hybrid import search
-from llmstruct.store.store import CHUNKS, StoreError
-from llmstruct.store.opening import MARKER, open_store
+from llmstruct.search.records import query_items
 from llmstruct.store.chunks import MAX_CHUNK_CHARS, build_chunks, split_range
+from llmstruct.store.embedding import CachedEmbedder, E5Embedder
+from llmstruct.store.opening import MARKER, open_store
+from llmstruct.store.store import CHUNKS, StoreError
+from llmstruct.structure.pipeline import structure_file, write_records
 
-from helpers import MINI, OTHER, ROOT, write_doc
 SEEDS = ROOT / "seeds"
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import html
 
-from llmstruct.ingest.source import read_source
-from llmstruct.text.normalize import normalize
-from llmstruct.structure.pipeline import structure_file
-
 from helpers import SEEDS
+
+from llmstruct.ingest.source import read_source
+from llmstruct.structure.pipeline import structure_file
+from llmstruct.text.normalize import normalize
 
 
 def _check_spans(result) -> int:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
+from helpers import SEEDS
 
 from llmstruct.structure.figures import find_figures, rule_name
-from llmstruct.text.grounding import align
 from llmstruct.structure.pipeline import structure_file
-
-from helpers import SEEDS
+from llmstruct.text.grounding import align
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
+from helpers import SEEDS
 from pydantic import ValidationError
 
 from llmstruct.structure.labeling import ApplyReport, apply_labels, build_job, parse_labels
 from llmstruct.structure.pipeline import structure_file
-
-from helpers import SEEDS
 
 
 @pytest.fixture(scope="module")

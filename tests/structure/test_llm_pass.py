@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import SEEDS, tiny_random_backend
 
 from llmstruct.structure.labeling import build_job
 from llmstruct.structure.llm_pass import Checkpoint, LabelCache, label_structured
 from llmstruct.structure.pipeline import structure_file
-
-from helpers import SEEDS, tiny_random_backend
 
 ONLY = {"1", "2", "3", "4", "5", "6", "7"}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import SEEDS
+
 from llmstruct.structure import structure_file
 
 BODY = "各位代表：\n现在，我代表省人民政府向大会报告工作，请予审议。\n一、2025年工作回顾\n全省地区生产总值增长5.2%。\n"

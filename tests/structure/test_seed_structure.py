@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import SEEDS
 
 from llmstruct.ingest.source import read_source
-from llmstruct.structure.pipeline import structure_file, write_records
 from llmstruct.schema import DocumentRecord
+from llmstruct.structure.pipeline import structure_file, write_records
 
-from helpers import SEEDS
 S000 = SEEDS / "000_5c1aadecc78db95a.txt"
 S001 = SEEDS / "001_0bd5adcbd4f51cd8.txt"
 S002 = SEEDS / "002_64fd41ca82a7d87d.txt"
