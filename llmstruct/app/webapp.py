@@ -248,6 +248,15 @@ def items_html(rec: DocumentRecord | None) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: object) -> object:
+    """A CSV cell a spreadsheet would run as a formula (=, +, -, @) gets a leading ', so a
+    document's text can never become a formula on a staff member's machine."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
+
+
 def export_files(rec: DocumentRecord, out_dir: Path) -> list[str]:
     """JSON (the full record), CSV and Excel (one row per item) of one report."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -261,7 +270,7 @@ def export_files(rec: DocumentRecord, out_dir: Path) -> list[str]:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([[_inert(c) for c in r] for r in rows])
     csv_path = base.with_suffix(".csv")
     csv_path.write_text("\ufeff" + buf.getvalue(), encoding="utf-8")
     from openpyxl import Workbook
@@ -272,6 +281,9 @@ def export_files(rec: DocumentRecord, out_dir: Path) -> list[str]:
     ws.append(header)
     for r in rows:
         ws.append(r)
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, str) and cell.value.startswith(_FORMULA_START):
+                cell.data_type = "s"  # shown as written, never evaluated
     xlsx_path = base.with_suffix(".xlsx")
     wb.save(xlsx_path)
     return [str(json_path), str(csv_path), str(xlsx_path)]

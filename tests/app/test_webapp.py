@@ -48,6 +48,26 @@ def test_exports_json_csv_excel(tmp_path):
     assert items_html(rec).count("<tr>") == len(rec.items) + 1
 
 
+def test_exported_text_never_becomes_a_formula(tmp_path):
+    """A task text starting with = (or +, -, @) is kept as text in CSV and Excel."""
+    import csv
+
+    from openpyxl import load_workbook
+
+    from llmstruct.answer.catalog import load_catalog
+    from llmstruct.app.webapp import export_files
+
+    rec = next(iter(load_catalog([SEEDS / "001_0bd5adcbd4f51cd8.txt"]).records.values()))
+    first = rec.items[0]
+    payload = '=HYPERLINK("http://example.invalid","点此")'
+    forged = first.model_copy(update={"task": first.task.model_copy(update={"text": payload})})
+    paths = export_files(rec.model_copy(update={"items": [forged, *rec.items[1:]]}), tmp_path)
+    rows = list(csv.reader(Path(paths[1]).read_text(encoding="utf-8-sig").splitlines()))
+    assert rows[1][4] == "'" + payload
+    cell = load_workbook(paths[2]).active.cell(row=2, column=5)
+    assert cell.value == payload and cell.data_type == "s"
+
+
 @pytest.fixture(scope="module")
 def client(app_url):
     from gradio_client import Client
