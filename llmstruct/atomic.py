@@ -21,7 +21,8 @@ def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     ``path`` only when the block ends without an error; otherwise the temp file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # a short prefix: a target name near the 255-byte limit must still get a temp name
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
