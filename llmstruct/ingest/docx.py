@@ -11,8 +11,9 @@ from typing import Any
 from llmstruct.ingest.common import MB, Rejected, describe, fmt_mb
 from llmstruct.ingest.plain import normalise_newlines
 
-# Uncompressed size allowed for word/document.xml: guards against zip bombs.
-_MAX_DOCX_XML_BYTES = 512 * MB
+# Uncompressed size allowed for word/document.xml (the only part read: media and other parts
+# are never decompressed, so a small file with a huge image costs nothing).
+_MAX_DOCX_XML_BYTES = 256 * MB
 
 
 def read_docx(raw: bytes) -> tuple[str, str, list[str]]:
@@ -23,25 +24,37 @@ def read_docx(raw: bytes) -> tuple[str, str, list[str]]:
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             info = zf.getinfo("word/document.xml")
+            if info.file_size > _MAX_DOCX_XML_BYTES:
+                raise Rejected(_xml_too_large(info.file_size))
+            with zf.open(info) as fh:
+                xml = fh.read(_MAX_DOCX_XML_BYTES + 1)  # the header's size may lie: read at most the limit
     except KeyError:
         raise Rejected("corrupt docx: no word/document.xml in the package") from None
+    except Rejected:
+        raise
     except Exception as exc:  # zipfile raises several types on damage
         raise Rejected(f"corrupt docx: {describe(exc)}") from None
-    if info.file_size > _MAX_DOCX_XML_BYTES:
-        raise Rejected(f"corrupt docx: document.xml expands to {fmt_mb(info.file_size / MB)} MB")
+    if len(xml) > _MAX_DOCX_XML_BYTES:
+        raise Rejected(_xml_too_large(len(xml)))
 
-    import docx
+    import docx  # noqa: F401  (registers the element classes the parser builds)
+    from docx.oxml.parser import parse_xml
 
     try:
-        document = docx.Document(io.BytesIO(raw))
-        blocks = list(_docx_blocks(document.element.body))
-    except Exception as exc:  # python-docx, lxml and zipfile all raise on damage
+        body = parse_xml(xml).body  # python-docx's parser: entities are never resolved
+        blocks = list(_docx_blocks(body))
+    except Exception as exc:  # lxml raises on damage
         raise Rejected(f"corrupt docx: {describe(exc)}") from None
     text = "\n\n".join(b for b in blocks if b.strip())
     if not text.strip():
         raise Rejected("docx contains no text")
     text, _ = normalise_newlines(text, note=False)
     return text, "docx", []
+
+
+def _xml_too_large(size: int) -> str:
+    return (f"docx too large: its text part (word/document.xml) expands to {fmt_mb(size / MB)} MB, "
+            f"over llmstruct's limit of {_MAX_DOCX_XML_BYTES // MB} MB; split the document")
 
 
 def _w(tag: str) -> str:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 from helpers import SEEDS
 
 from llmstruct.errors import IngestError
+from llmstruct.ingest.common import MB
 from llmstruct.ingest.source import SUPPORTED_SUFFIXES, SourceText, read_source
 
 SENTENCE = "县发展和改革局：地区生产总值增长7%左右。"
@@ -251,6 +255,36 @@ def test_corrupt_docx(tmp_path: Path) -> None:
 def test_truncated_docx(tmp_path: Path) -> None:
     raw = make_docx(tmp_path / "whole.docx").read_bytes()
     expect_error(write(tmp_path, "half.docx", raw[: len(raw) // 2]), "corrupt docx")
+
+
+def _with_part(src: Path, dest: Path, name: str, mb: int, byte: bytes = b"\0") -> Path:
+    """A copy of the docx ``src`` with one more part of ``mb`` MiB of ``byte`` (compresses to ~1 KB/MB)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zout:
+        for item in zin.infolist():
+            if item.filename != name:
+                zout.writestr(item, zin.read(item))
+        with zout.open(name, "w", force_zip64=True) as fh:
+            for _ in range(mb):
+                fh.write(byte * (1 << 20))
+    return dest
+
+
+def test_a_small_docx_with_a_huge_media_part_is_read_without_decompressing_it(tmp_path: Path) -> None:
+    """1 GiB of media in a ~1 MB file: only word/document.xml is read, in a bounded process."""
+    small = _with_part(make_docx(tmp_path / "base.docx"), tmp_path / "bomb.docx", "word/media/image1.png", 1024)
+    assert small.stat().st_size < 3 * MB
+    code = ("import resource, sys; from llmstruct.ingest.source import read_source; "
+            "t = read_source(sys.argv[1]).text; "
+            "print(len(t), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(small)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    chars, peak_mb = map(int, out.stdout.split())
+    assert chars > 0 and peak_mb < 400, f"peak {peak_mb} MB"
+
+
+def test_a_document_xml_over_the_limit_is_refused_before_parsing(tmp_path: Path) -> None:
+    bomb = _with_part(make_docx(tmp_path / "base.docx"), tmp_path / "big.docx", "word/document.xml", 300, b" ")
+    expect_error(bomb, "docx too large", "word/document.xml", "256 MB")
 
 
 def test_legacy_doc_renamed(tmp_path: Path) -> None:
