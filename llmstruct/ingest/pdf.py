@@ -5,10 +5,17 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from typing import Any
 
 from llmstruct.ingest.common import Rejected, describe
 from llmstruct.ingest.plain import normalise_newlines
+
+
+# Bounds on the work one PDF may cost: a few KB can hold thousands of pages or pages that
+# share one huge content stream. Both are checked as extraction goes, never after it.
+MAX_PDF_PAGES = 3000
+MAX_PDF_SECONDS = 180.0
 
 
 class _ThreadLogCapture(logging.Handler):
@@ -74,9 +81,15 @@ def _pdf_pages(pypdf: Any, raw: bytes) -> tuple[list[str], list[tuple[int, str]]
         raise Rejected(f"corrupt PDF: {describe(exc)}") from None
     if not page_list:
         raise Rejected("corrupt PDF: no pages")
+    if len(page_list) > MAX_PDF_PAGES:
+        raise Rejected(f"PDF too long: {len(page_list)} pages, over llmstruct's limit of {MAX_PDF_PAGES}; split the file")
     pages: list[str] = []
     failed: list[tuple[int, str]] = []
+    deadline = time.monotonic() + MAX_PDF_SECONDS
     for number, page in enumerate(page_list, start=1):
+        if number > 1 and time.monotonic() > deadline:
+            raise Rejected(f"PDF text extraction stopped at page {number} of {len(page_list)}: over llmstruct's "
+                           f"limit of {MAX_PDF_SECONDS:g} s per file; split the file")
         try:
             pages.append(page.extract_text() or "")
         except Exception as exc:  # one bad page should not lose the others

@@ -32,6 +32,9 @@ _FORMAT_BY_SUFFIX = {
 }
 
 _LIMIT_ENV = "LLMSTRUCT_MAX_FILE_MB"
+# Characters one file may give, checked right after reading: structuring, grounding and
+# indexing all grow with the text, and nothing real comes near this.
+MAX_CHARS = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,9 @@ def _read(p: Path, shown: str, max_mb: float | None) -> SourceText:
     fmt = _FORMAT_BY_SUFFIX[suffix]
     reader = {"txt": read_text, "md": read_text, "html": read_html, "pdf": read_pdf, "docx": read_docx}[fmt]
     text, encoding, warnings = reader(raw)
+    if len(text) > MAX_CHARS:
+        raise Rejected(f"text too long: {len(text):,} characters, over llmstruct's limit of {MAX_CHARS:,} "
+                       "(a provincial work report has about 30,000); split the file")
     return SourceText(
         path=shown,
         text=text,

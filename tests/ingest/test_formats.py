@@ -331,6 +331,30 @@ def test_pdf_with_a_scanned_page_warns(tmp_path: Path) -> None:
     assert any("text layer" in w and w.endswith(": 2") for w in src.warnings)
 
 
+def test_a_pdf_with_too_many_pages_is_refused_before_extraction(tmp_path: Path) -> None:
+    from pypdf import PdfWriter
+
+    from llmstruct.ingest.pdf import MAX_PDF_PAGES
+
+    writer = PdfWriter()
+    for _ in range(MAX_PDF_PAGES + 1):
+        writer.add_blank_page(width=72, height=72)
+    path = tmp_path / "pages.pdf"
+    with path.open("wb") as fh:
+        writer.write(fh)
+    assert path.stat().st_size < MB
+    expect_error(path, "PDF too long", f"{MAX_PDF_PAGES + 1} pages", str(MAX_PDF_PAGES))
+
+
+def test_pdf_extraction_stops_at_its_time_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A limit of 0 s stops after the first page: the check runs between pages, as they are read."""
+    from llmstruct.ingest import pdf
+
+    path = make_pdf(tmp_path / "slow.pdf", [SENTENCE, "第二页", "第三页"])
+    monkeypatch.setattr(pdf, "MAX_PDF_SECONDS", 0.0)
+    expect_error(path, "stopped at page 2 of 3", "0 s")
+
+
 def test_pdf_with_owner_password_only(tmp_path: Path) -> None:
     """Government PDFs often forbid printing with an owner password; the text is still readable."""
     encryption = pytest.importorskip("reportlab.lib.pdfencrypt")
@@ -444,6 +468,13 @@ def test_over_default_limit_sparse(tmp_path: Path) -> None:
     with path.open("wb") as fh:
         fh.truncate(51 * 1024 * 1024)
     expect_error(path, "too large", "51.0 MB", "50 MB", "LLMSTRUCT_MAX_FILE_MB")
+
+
+def test_text_over_the_character_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmstruct.ingest import source
+
+    monkeypatch.setattr(source, "MAX_CHARS", 1000)
+    expect_error(write(tmp_path, "long.txt", ("稳定经济增长。" * 200).encode("utf-8")), "text too long", "1,400", "1,000")
 
 
 def test_limit_from_env_reaches_the_reader_through_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
