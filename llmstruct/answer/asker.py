@@ -48,6 +48,10 @@ from llmstruct.schema import Answer
 from llmstruct.store.store import Store
 
 MIN_COVERAGE = 0.5
+# One question holds a model slot for its whole answer: a page of text is not a question,
+# and only the last few turns of a conversation can be what a follow-up refers to.
+MAX_QUESTION_CHARS = 500
+MAX_HISTORY_TURNS = 6
 
 
 @dataclass
@@ -80,6 +84,11 @@ class Asker:
             why = refusal("empty_question")
             yield StreamEvent("final", answer=refused(question, why), seconds=0.0, refusal=why)
             return
+        if len(question) > MAX_QUESTION_CHARS:
+            why = refusal("question_too_long", chars=len(question), limit=MAX_QUESTION_CHARS)
+            yield StreamEvent("final", answer=refused(question[:MAX_QUESTION_CHARS], why), seconds=0.0, refusal=why)
+            return
+        history = [h[:MAX_QUESTION_CHARS] for h in list(history)[-MAX_HISTORY_TURNS:]]
         p = self.plan(question, history)
         if filters:
             p = apply_filters(p, filters, self.catalog)

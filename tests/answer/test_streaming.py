@@ -122,3 +122,12 @@ def test_a_question_with_no_evidence_is_refused_before_the_model(catalog):
 def test_an_empty_question_is_refused_with_its_code(catalog):
     answer = Asker(catalog, ScriptedBackend()).ask("   ")
     assert answer.refused and answer.refusal == "empty_question"
+
+
+def test_a_question_over_the_length_limit_is_refused_before_any_work(catalog):
+    backend = ScriptedBackend()
+    final = list(Asker(catalog, backend).stream(QUESTION * 40))[-1]
+    assert final.answer.refused and final.answer.refusal == "question_too_long" and not backend.calls
+    assert "上限 500 字" in final.refusal.message
+    ok = list(Asker(catalog, backend).stream(QUESTION, history=["很长的历史问题" * 500] * 50))[-1]
+    assert not ok.answer.refused  # a long history is trimmed, never refused
