@@ -65,12 +65,15 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str = ""  # "user:password" asks for a login in the web app (set it when not on loopback)
+    open_bind: bool = False  # serve a non-loopback address without a login (only when that is meant)
     max_upload_mb: float = 20.0
 
 
 def _coerce(kind: type, raw: object) -> object:
     if kind is Path or kind == "Path":
         return Path(str(raw)).expanduser()
+    if kind is bool or kind == "bool":
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
     if kind is int or kind == "int":
         return int(raw)  # type: ignore[arg-type]
     if kind is float or kind == "float":

@@ -20,3 +20,7 @@ class IngestError(LlmstructError):
 
 class StoreError(LlmstructError):
     """The store cannot be opened or written: names the folder or URL and the reason."""
+
+
+class ConfigError(LlmstructError):
+    """A setting would make llmstruct unsafe or cannot work: says which and what to set."""

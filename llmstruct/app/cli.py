@@ -411,8 +411,12 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="Bind address (default 127.0.0.1)")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default 7860)")] = None,
 ) -> None:
-    """Start the web app (the same as `python app.py`)."""
-    launch(_settings(), host, port)
+    """Start the web app (the same as `python app.py`); exit 64 when a setting is unsafe."""
+    try:
+        launch(_settings(), host, port)
+    except LlmstructError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 @app.command("eval")

@@ -23,6 +23,8 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 import csv  # noqa: E402
 import html  # noqa: E402
+import ipaddress  # noqa: E402
+import logging  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -39,6 +41,7 @@ from llmstruct.answer.refusal import REFUSAL
 from llmstruct.app.corpus import store_counts  # noqa: E402
 from llmstruct.app.wiring import backend_from_settings  # noqa: E402
 from llmstruct.config import Settings, load_settings  # noqa: E402
+from llmstruct.errors import ConfigError, IngestError  # noqa: E402
 from llmstruct.schema import (  # noqa: E402  # noqa: E402
     Answer,
     Citation,
@@ -49,6 +52,7 @@ from llmstruct.schema import (  # noqa: E402  # noqa: E402
 )
 from llmstruct.vocab import VOCAB  # noqa: E402
 
+_log = logging.getLogger("llmstruct.app")
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
 STATUS_COLOURS = {"completed": "#1a7f37", "in_progress": "#0969da", "behind": "#cf222e", "not_started": "#9a6700",
                   "suspended": "#8250df", "planned": "#57606a", "unknown": "#57606a"}
@@ -401,8 +405,11 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
             return f"文件超过 {s.max_upload_mb:g} MB 上限。", gr.update()
         try:
             records = engine.add_file(path, progress)
-        except Exception as exc:
-            return f"处理失败：{exc}", gr.update()
+        except IngestError as exc:  # the reason only: the path is the server's temp copy
+            return f"处理失败：{exc.reason}", gr.update()
+        except Exception:
+            _log.exception("upload of %s failed", path.name)
+            return "处理失败：服务器内部错误（详情见服务器日志）。", gr.update()
         names = "、".join(f"{r.title.name if r.title else r.doc_id}（{len(r.items)} 条任务）" for r in records)
         note = "" if any(r.items for r in records) else "注意：未识别出任务条目，该文件暂时无法检索。"
         return f"已结构化并建立索引：{names}。现在可以在“问答”中提问。{note}", gr.update(choices=filter_choices()[2])
@@ -479,17 +486,31 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
     return demo
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost; a name or 0.0.0.0 may be reachable by others."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def launch(settings: Settings | None = None, host: str | None = None, port: int | None = None) -> None:
     """Build and serve: loopback by default, optional login, upload limit, no share link."""
     s = settings or load_settings()
+    bind = host or s.host
+    if not s.auth and not s.open_bind and not is_loopback(bind):
+        raise ConfigError(f"refusing to serve on {bind} without a login: set LLMSTRUCT_AUTH=user:password "
+                          "(or LLMSTRUCT_OPEN_BIND=1 to let anyone who can reach it in)")
     demo = build_app(settings=s)
     auth = None
     if s.auth:
         user, _, password = s.auth.partition(":")
         auth = (user, password)
     demo.launch(
-        server_name=host or s.host, server_port=port or s.port, share=False, auth=auth,
-        max_file_size=f"{s.max_upload_mb:g}mb", show_error=True, ssr_mode=False, css=CSS,
+        server_name=bind, server_port=port or s.port, share=False, auth=auth,
+        max_file_size=f"{s.max_upload_mb:g}mb", show_error=False, ssr_mode=False, css=CSS,
         theme=None, footer_links=[],
     )
 

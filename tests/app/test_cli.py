@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 
-from helpers import SEEDS
+from helpers import ROOT, SEEDS
 from typer.testing import CliRunner
 
 from llmstruct.app.cli import app
@@ -86,3 +87,23 @@ def test_files_whose_records_would_share_a_name_are_refused(tmp_path):
     assert len(errors) == 2 and all("already given to" in e and "a/report.txt" in e for e in errors), proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["report.json"]
     assert json.loads((out / "report.json").read_text(encoding="utf-8"))["source_file"] == "report.txt"
+
+
+def test_serving_beyond_loopback_without_a_login_is_refused(tmp_path):
+    """Before any model or corpus is loaded: one line, exit 64; app.py says the same."""
+    env = {**os.environ, "LLMSTRUCT_DATA_DIR": str(tmp_path / "data")}
+    env.pop("LLMSTRUCT_AUTH", None)
+    proc = subprocess.run([sys.executable, "-m", "llmstruct.app.cli", "serve", "--host", "0.0.0.0"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 64 and "refusing to serve on 0.0.0.0 without a login" in proc.stderr, proc.stderr
+    app_py = subprocess.run([sys.executable, str(ROOT / "app.py")], env={**env, "LLMSTRUCT_HOST": "192.168.1.5"},
+                            capture_output=True, text=True, timeout=60)
+    assert app_py.returncode == 1 and "LLMSTRUCT_OPEN_BIND=1" in app_py.stderr, app_py.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_loopback_addresses():
+    from llmstruct.app.webapp import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.5", "example.org", ""]))
