@@ -13,9 +13,9 @@ derives from it, so the model writes a value after it has quoted the text.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 SCHEMA_VERSION = "1.0"
 
@@ -184,11 +184,16 @@ class Provenance(Strict):
     decoding: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
+# A doc_id names files (<doc_id>.json, review pages, exports): never a path, never hidden,
+# short enough in bytes for any file system (80 CJK characters are 240 bytes).
+DocId = Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=r"^[^./\\\x00][^/\\\x00]*$")]
+
+
 class DocumentRecord(Strict):
     """One report: its metadata and its items. One JSON file per record."""
 
     schema_version: str = SCHEMA_VERSION
-    doc_id: str
+    doc_id: DocId
     source_file: str
     source_sha256: str
     report_index: int = Field(ge=1, description="1-based position of this report inside its file")

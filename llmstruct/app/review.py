@@ -19,6 +19,7 @@ from typing import get_args
 from pydantic import ValidationError
 
 from llmstruct.atomic import write_text_atomic
+from llmstruct.errors import IngestError
 from llmstruct.ingest.source import read_source
 from llmstruct.schema import (
     DocumentRecord,
@@ -289,8 +290,11 @@ def review_dir(out_dir: Path, sources: list[Path]) -> ReviewResult:
             if path is None:
                 texts[rec.source_file] = f"source {rec.source_file} not found in {', '.join(map(str, sources))}"
             else:
-                src = read_source(path)
-                texts[rec.source_file] = (src.text, src.sha256)
+                try:
+                    src = read_source(path)
+                    texts[rec.source_file] = (src.text, src.sha256)
+                except IngestError as exc:  # one unreadable source costs its own pages only
+                    texts[rec.source_file] = exc.reason
         got = texts[rec.source_file]
         if isinstance(got, str):
             failures.append(f"{rec.doc_id}: {got}")

@@ -288,7 +288,7 @@ def count_jobs(st: Structured, only: set[str] | None = None) -> int:
 
 def checkpoint_path(out_dir: Path, st: Structured) -> Path:
     digest = hashlib.sha256(st.source.sha256.encode()).hexdigest()[:16]
-    return Path(out_dir) / ".checkpoints" / f"{Path(st.source.path).stem}.{digest}.jsonl"
+    return Path(out_dir) / ".checkpoints" / f"{Path(st.source.path).stem[:40]}.{digest}.jsonl"
 
 
 __all__ = ["Checkpoint", "ItemRun", "LabelCache", "LabelRun", "checkpoint_path", "count_jobs", "label_structured"]

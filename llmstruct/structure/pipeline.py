@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def structure_source(source: SourceText) -> Structured:
     if report.mojibake_dropped:
         warnings.append(f"{report.mojibake_dropped} '??' mojibake fragments in the source; text around them may be garbled")
     for k, sl in enumerate(slices, start=1):
-        doc_id = stem if len(slices) == 1 else f"{stem}-{k:02d}"
+        doc_id = doc_id_for(stem, k if len(slices) > 1 else None)
         layout = detect_layout(nt, sl.start, sl.end)
         raw_items = segment(nt, sl.start, sl.end, layout)
         items = []
@@ -87,6 +88,17 @@ def structure_source(source: SourceText) -> Structured:
             )
         )
     return Structured(source=source, clean=nt, records=records)
+
+
+_UNSAFE_IN_ID = re.compile(r"[/\\\x00-\x1f]")
+
+
+def doc_id_for(stem: str, report_no: int | None = None) -> str:
+    """The file stem as an id (``x`` or ``x-03`` for the third report of a file), made safe to
+    name files with: no separators or control characters, no leading dot, at most 76
+    characters of the stem (``..txt`` gives ``_``)."""
+    base = _UNSAFE_IN_ID.sub("_", stem).lstrip(". ")[:76] or "_"
+    return base if report_no is None else f"{base}-{report_no:02d}"
 
 
 def structure_file(path: str | Path, max_mb: float | None = None) -> Structured:

@@ -119,3 +119,19 @@ def test_clicks_jump_between_text_and_record(tmp_path, bulletin):
             assert "flash" in (page.locator(f"#f-{uid}").get_attribute("class") or "")
         finally:
             browser.close()
+
+
+def test_an_unreadable_source_fails_its_record_only(tmp_path):
+    """One source that cannot be read (here: emptied) is one failure line; the others get pages."""
+    good = tmp_path / "src" / "good.txt"
+    bad = tmp_path / "src" / "bad.txt"
+    good.parent.mkdir()
+    text = (SEEDS / "001_0bd5adcbd4f51cd8.txt").read_text(encoding="utf-8")
+    good.write_text(text, encoding="utf-8")
+    bad.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    write_records(structure_file(good).records + structure_file(bad).records, out)
+    bad.write_bytes(b"")
+    result = review_dir(out, [good.parent])
+    assert [p.name for p in result.written if p.name != "index.html"] == ["good.html"]
+    assert len(result.failures) == 1 and "bad" in result.failures[0] and "empty file" in result.failures[0]
