@@ -136,6 +136,9 @@ def structure(
                            events=BatchEvents(on_plan=on_plan, on_items=on_items, on_file=on_file))
     for msg in result.failures:
         _error(msg)
+    for rec in result.records:
+        for w in rec.warnings:
+            err.print(f"warning: {rec.doc_id}: {w}", soft_wrap=True, markup=False, highlight=False, style="yellow")
     table = Table(title=f"{len(result.records)} reports from {len(files) - len(result.failures)}/{len(files)} files -> {out}"
                         f" in {result.seconds:.1f} s")
     for col in ("doc_id", "type", "title", "items", "units", "indicators"):

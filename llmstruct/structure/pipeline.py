@@ -8,16 +8,21 @@ from pathlib import Path
 
 from llmstruct import __version__
 from llmstruct.atomic import write_json_atomic
+from llmstruct.errors import IngestError
 from llmstruct.ingest.source import SourceText, read_source
 from llmstruct.schema import DocumentRecord, Provenance
 from llmstruct.structure.labeling import rules_only
 from llmstruct.structure.layout import split_reports, unflatten
 from llmstruct.structure.metadata import extract_metadata
 from llmstruct.structure.rules import build_item
-from llmstruct.structure.segmenting import detect_layout, segment
+from llmstruct.structure.segmenting import detect_layout, numbering_restarts, segment
 from llmstruct.text.normalize import NormText, normalize
 
 _DOC_TYPES = {"table": "progress_report", "work_report": "work_report"}
+
+# Task items per report. The largest real bulletin seen has under 200; a file over this is a
+# generated or concatenated one, and every later stage (model pass, index) grows with it.
+MAX_ITEMS = 5000
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ def structure_source(source: SourceText) -> Structured:
         doc_id = doc_id_for(stem, k if len(slices) > 1 else None)
         layout = detect_layout(nt, sl.start, sl.end)
         raw_items = segment(nt, sl.start, sl.end, layout)
+        if len(raw_items) > MAX_ITEMS:
+            raise IngestError(source.path, f"too many task items: {len(raw_items):,} in report {k}, over llmstruct's "
+                                           f"limit of {MAX_ITEMS:,} per report; split the file")
         items = []
         paragraph_no = 0
         for raw in raw_items:
@@ -65,6 +73,10 @@ def structure_source(source: SourceText) -> Structured:
         rec_warnings = list(warnings)
         if not items:
             rec_warnings.append("no task items found")
+        restarts = numbering_restarts(nt, sl.start, sl.end) if layout == "numbered" else 0
+        if restarts:
+            rec_warnings.append(f"item numbering starts again at 1 {restarts} time(s) after item {len(items)}: the "
+                                "file may hold the list more than once; only the first run became items")
         records.append(
             DocumentRecord(
                 doc_id=doc_id,

@@ -41,7 +41,7 @@ class RawItem:
     progress: list[RawProgress] = field(default_factory=list)
 
 
-_ITEM = re.compile(r"^(\d{1,3})\s*[.．、](?!\d)\s*")
+_ITEM = re.compile(r"^(\d{1,4})\s*[.．、](?!\d)\s*")
 _L1 = re.compile(r"^([一二三四五六七八九十]{1,3})、\s*(.+)$")
 _L2 = re.compile(r"^（([一二三四五六七八九十]{1,3})）\s*(.+)$")
 _TARGETS = re.compile(r"^主要(?:经济社会发展)?(?:预期)?(?:目标|指标)(?:（共\s*\d+\s*项）)?$")
@@ -56,7 +56,7 @@ def detect_layout(nt: NormText, start: int, end: int) -> str:
     text = nt.text[start:end]
     if re.search(r"(?m)^\s*序号\s+.*责任单位", text) and len(re.findall(r"(?m)^\s*\d{1,3}\s*$", text)) >= 3:
         return "table"
-    found = list(re.finditer(r"(?m)^\s*\d{1,3}\s*[.．、](?!\d).*$", text))
+    found = list(re.finditer(r"(?m)^\s*\d{1,4}\s*[.．、](?!\d).*$", text))
     # Numbered lines that start only in the second half of a report are a list or an
     # appendix inside it (a work report's 民生实事 1-10, its 名词解释), not its layout: on the
     # seeds' task lists and bulletins the first numbered line comes within the first 5%, and a
@@ -71,6 +71,13 @@ def detect_layout(nt: NormText, start: int, end: int) -> str:
     if numbered and (any(_UNIT_CLAUSE.search(ln) for ln in numbered) or re.search(r"(?m)^\s*进展情况\s*[：:]", text)):
         return "numbered"
     return "work_report"
+
+
+def numbering_restarts(nt: NormText, start: int, end: int) -> int:
+    """How often the item numbering starts again at 1 after the first run: a file that holds
+    the same list more than once (only the first run becomes items)."""
+    ones = sum(1 for line in lines(nt, start, end) if (m := _ITEM.match(line.text)) and m.group(1) == "1")
+    return max(0, ones - 1)
 
 
 def segment(nt: NormText, start: int, end: int, layout: str) -> list[RawItem]:

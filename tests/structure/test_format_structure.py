@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+import pytest
 from helpers import SEEDS
 
 from llmstruct.ingest.source import read_source
@@ -81,3 +82,41 @@ def test_normalisation_keeps_offsets():
 def test_seed_sources_round_trip():
     for path in sorted(SEEDS.glob("*.txt")):
         assert read_source(path).text == path.read_bytes().decode("utf-8")
+
+
+def _numbered_list(n: int, start: int = 1) -> str:
+    lines = ["某县2025年重点工作任务", ""]
+    for k in range(start, start + n):
+        lines += [f"{k}. 完成第{k}项工程建设任务。（责任单位：县发改局）", ""]
+    return "\n".join(lines)
+
+
+def test_item_numbers_past_999_stay_items(tmp_path):
+    """Item 1000 and later are items of their own, not one giant progress entry of item 999."""
+    f = tmp_path / "long.txt"
+    f.write_text(_numbered_list(1200), encoding="utf-8")
+    rec = structure_file(f).records[0]
+    assert len(rec.items) == 1200
+    assert rec.items[-1].item_id.endswith("#1200")
+    assert max(len(it.task.text) for it in rec.items) < 40
+
+
+def test_a_report_with_too_many_items_is_refused_with_the_limit(tmp_path):
+    from llmstruct.errors import IngestError
+    from llmstruct.structure.pipeline import MAX_ITEMS
+
+    f = tmp_path / "huge.txt"
+    f.write_text(_numbered_list(MAX_ITEMS + 1), encoding="utf-8")
+    with pytest.raises(IngestError) as exc:
+        structure_file(f)
+    assert "too many task items" in str(exc.value) and f"{MAX_ITEMS:,}" in str(exc.value)
+    assert str(f) in str(exc.value)
+
+
+def test_a_list_held_twice_warns(tmp_path):
+    f = tmp_path / "twice.txt"
+    one = _numbered_list(5)
+    f.write_text(one + "\n\n" + one.split("\n", 2)[2], encoding="utf-8")
+    rec = structure_file(f).records[0]
+    assert len(rec.items) == 5
+    assert any("starts again at 1" in w for w in rec.warnings), rec.warnings
