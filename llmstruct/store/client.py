@@ -4,6 +4,8 @@ wrote; a server heartbeat with a timeout."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +25,9 @@ class EmbeddedClient:
         self.client: Any = None
         self.loaded_generation: int | None = None
         self.lock = threading.RLock()
+        self._users = 0  # Chroma calls in flight on the current client
+        self._reopening = False
+        self._cond = threading.Condition()
 
     @classmethod
     def get(cls, path: Path) -> "EmbeddedClient":
@@ -49,12 +54,34 @@ class EmbeddedClient:
                 self.client = chromadb.PersistentClient(str(self.path), settings=Settings(anonymized_telemetry=False))
             return self.client
 
-    def reopen(self) -> Any:
-        with self.lock:
-            if self.client is not None:
-                self.client.close()
-                self.client = None
-            return self.open()
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Around each Chroma call, so a reopen never closes the client under a running query."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._reopening)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._users -= 1
+                self._cond.notify_all()
+
+    def reopen(self, wait: float = 60.0) -> Any:
+        """Close and open again, once the calls in flight are done (new ones wait meanwhile)."""
+        with self._cond:
+            self._reopening = True
+            self._cond.wait_for(lambda: self._users == 0, timeout=wait)
+        try:
+            with self.lock:
+                if self.client is not None:
+                    self.client.close()
+                    self.client = None
+                return self.open()
+        finally:
+            with self._cond:
+                self._reopening = False
+                self._cond.notify_all()
 
 
 def parse_url(url: str) -> tuple[str, int, bool]:

@@ -127,6 +127,9 @@ class Store:
     def _chroma(self, what: str, fn: Callable[[], Any]) -> Any:
         """Run one Chroma call; any failure becomes a one-line StoreError naming the store."""
         try:
+            if self._embedded is not None:
+                with self._embedded.in_use():
+                    return fn()
             return fn()
         except StoreError:
             raise
@@ -183,8 +186,8 @@ class Store:
     def write_lock(self, timeout: float = 600.0) -> Iterator[None]:
         """Exclusive writer lock (``fcntl.flock`` on ``.lock`` in the store folder).
 
-        Two writers at once would interleave the delete-then-add of a document; with the
-        lock the second waits. For a server store the lock sits in the local cache folder,
+        Two writers at once would interleave their writes of a document; with the lock the
+        second waits. For a server store the lock sits in the local cache folder,
         so it covers writers on this machine.
         """
         self.local_dir.mkdir(parents=True, exist_ok=True)
@@ -356,8 +359,14 @@ class Store:
         prepared = self._prepare(todo, report, progress)
         with self.write_lock():
             existing = self._existing(files)
+            owners = self._owners([rec.doc_id for rec, _ in planned])
             changed = False
             for rec, text in planned:
+                owner = owners.get(rec.doc_id)
+                if owner is not None and owner != rec.source_file:
+                    report.errors.append(f"{rec.source_file}: doc_id {rec.doc_id!r} already belongs to {owner}; "
+                                         "it was left as it is (rename the file to index both)")
+                    continue
                 old = existing.get(rec.doc_id)
                 if old is not None and old.get("content_hash") == hashes[rec.doc_id]:
                     report.results.append(IndexResult(doc_id=rec.doc_id, source_file=rec.source_file,
@@ -367,9 +376,8 @@ class Store:
                 if rec.doc_id not in prepared:  # another writer changed it since we looked
                     prepared.update(self._prepare([(rec, text)], report, progress))
                 chunks, vectors = prepared[rec.doc_id]
-                if old is not None or self._has_rows(rec.doc_id):
-                    self._delete_doc(rec.doc_id)
                 self._add_doc(rec, chunks, vectors, hashes[rec.doc_id])
+                self._delete_stale(rec.doc_id, {c.chunk_id for c in chunks}, {it.item_id for it in rec.items})
                 changed = True
                 report.results.append(IndexResult(doc_id=rec.doc_id, source_file=rec.source_file,
                                                   action="replaced" if old is not None else "added",
@@ -421,14 +429,35 @@ class Store:
         res = self._chroma("reading chunks", lambda: col.get(where={"doc_id": doc_id}, limit=1, include=[]))
         return bool(res["ids"])
 
+    def _owners(self, doc_ids: list[str]) -> dict[str, str]:
+        """The source file each of these doc ids is indexed from, where it is indexed."""
+        if not doc_ids:
+            return {}
+        col = self._col(DOCUMENTS)
+        res = self._chroma("reading documents", lambda: col.get(ids=sorted(set(doc_ids)), include=["metadatas"]))
+        return {i: str((m or {}).get("source_file", "")) for i, m in zip(res["ids"], res["metadatas"], strict=True)}
+
+    def _delete_stale(self, doc_id: str, chunk_ids: set[str], item_ids: set[str]) -> None:
+        """After the new version is written over the old (same ids are upserted in place), drop
+        the old version's rows the new one does not have. Readers in other processes see
+        the old version or the new one, never the document missing."""
+        for name, keep in ((CHUNKS, chunk_ids), (ITEMS, item_ids)):
+            col = self._col(name)
+            ids = [i for i, _, _ in self._get_all(name, where={"doc_id": doc_id}, include=())]
+            stale = [i for i in ids if i not in keep]
+            for k in range(0, len(stale), _WRITE_BATCH):
+                self._chroma(f"deleting old rows of {doc_id}", lambda col=col, k=k: col.delete(
+                    ids=stale[k : k + _WRITE_BATCH]))
+
     def _delete_doc(self, doc_id: str) -> None:
         for name in (CHUNKS, ITEMS, DOCUMENTS):
             col = self._col(name)
             self._chroma(f"deleting {doc_id}", lambda col=col: col.delete(where={"doc_id": doc_id}))
 
     def _add_doc(self, rec: DocumentRecord, chunks: list[Chunk], vectors: np.ndarray, digest: str) -> None:
-        """Chunks first, then items, then the document entry: the document entry (with the
-        content hash) is written last, so a crash mid-way leaves the document to be redone."""
+        """Chunks first, then items, then the document entry, all upserted over an older version's
+        rows: the document entry (with the content hash) is written last, so a crash mid-way
+        leaves the document to be redone."""
         col = self._col(CHUNKS)
         for i in range(0, len(chunks), _WRITE_BATCH):
             batch = chunks[i : i + _WRITE_BATCH]

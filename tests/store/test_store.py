@@ -374,6 +374,69 @@ def test_two_writers_at_once_do_not_corrupt_the_store(tmp_path, embedder, emb_ca
     assert {ids[0] for ids in found["ids"]} == all_ids
 
 
+_POLLER = """
+import sys, time
+from pathlib import Path
+from llmstruct.store import open_store
+store = open_store(Path(sys.argv[1]), create=False)
+stop, polls, misses = Path(sys.argv[2]), 0, 0
+open(sys.argv[3], "w").write("ready")
+while not stop.exists():
+    store.sync()
+    docs = {d.doc_id: d for d in store.documents()}
+    chunks = list(store.chunk_rows(where={"doc_id": "mini_report"}))
+    items = store.item_rows(where={"doc_id": "mini_report"})
+    polls += 1
+    misses += "mini_report" not in docs or not chunks or not items
+print(polls, misses)
+"""
+
+
+def test_a_reader_never_misses_a_document_while_it_is_replaced(tmp_path, embedder, emb_cache):
+    """Re-indexing writes the new version over the old, then drops what is left of the old:
+    a reader in another process sees one or the other, never the document missing."""
+    path = tmp_path / "store"
+    store = open_store(path, embedder=embedder)
+    doc = write_doc(tmp_path / "in", "mini_report.txt", MINI + FOURTH)
+    assert not index_paths(store, [doc]).errors
+    stop, ready = tmp_path / "stop", tmp_path / "ready"
+    poller = subprocess.Popen([sys.executable, "-c", _POLLER, str(path), str(stop), str(ready)],
+                              env=env_with_cache(emb_cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and poller.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        actions = []
+        for k in range(6):
+            body = MINI.replace("80座", f"{81 + k}座") + (FOURTH if k % 2 else "")
+            doc.write_text(body, encoding="utf-8")
+            report = index_paths(store, [doc])
+            assert not report.errors, report.errors
+            actions += [r.action for r in report.results]
+    finally:
+        stop.touch()
+        out, errs = poller.communicate(timeout=120)
+    assert poller.returncode == 0, errs
+    polls, misses = map(int, out.split())
+    assert actions == ["replaced"] * 6
+    assert polls > 6 and misses == 0, f"{misses} of {polls} polls missed the document"
+    assert store.counts()["items"] == 4 and store.documents()[0].items == 4
+
+
+def test_a_file_of_another_name_cannot_replace_an_indexed_report(tmp_path, embedder):
+    """X.md has the same doc_id as the indexed X.txt: it is refused, X.txt's report stays."""
+    store = open_store(tmp_path / "store", embedder=embedder)
+    first = write_doc(tmp_path / "a", "mini_report.txt", MINI)
+    assert not index_paths(store, [first]).errors
+    forged = write_doc(tmp_path / "b", "mini_report.md", OTHER)
+    report = index_paths(store, [forged])
+    assert report.results == [] and len(report.errors) == 1
+    assert "already belongs to mini_report.txt" in report.errors[0] and "mini_report.md" in report.errors[0]
+    assert [d.source_file for d in store.documents()] == ["mini_report.txt"]
+    assert store.counts()["items"] == 3
+    assert all("充电桩" not in text for _, _, text in store.chunk_rows())
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -421,3 +484,34 @@ def test_cli_index_then_search_json(tmp_path, cli_env):
     assert not (tmp_path / "none").exists()
     foreign = runner.invoke(app, ["index", str(docs / "mini_report.txt"), "--store", str(docs)])
     assert foreign.exit_code == 2 and "not an llmstruct store" in foreign.stderr
+
+
+def test_a_reopen_waits_for_the_chroma_call_in_flight(tmp_path):
+    """sync() reopens the embedded client when another process wrote; a chat thread's query
+    running on the old client finishes first instead of failing on a closed client."""
+    import threading
+
+    from llmstruct.store.client import EmbeddedClient
+
+    emb = EmbeddedClient(tmp_path / "chroma")
+    first = emb.open()
+    events: list[str] = []
+    inside = threading.Event()
+
+    def query() -> None:
+        with emb.in_use():
+            inside.set()
+            time.sleep(0.5)
+            first.heartbeat()  # the client is still open
+            events.append("query done")
+
+    t = threading.Thread(target=query)
+    t.start()
+    inside.wait(5)
+    emb.reopen()
+    events.append("reopened")
+    t.join(5)
+    assert events == ["query done", "reopened"]
+    assert emb.client is not first
+    with emb.in_use():
+        emb.client.heartbeat()
