@@ -10,7 +10,8 @@ from pathlib import Path
 
 from llmstruct.answer.terms import QUOTED, simplify
 from llmstruct.ingest.paths import expand_paths
-from llmstruct.ingest.source import read_source
+from llmstruct.errors import LlmstructError
+from llmstruct.ingest.source import SourceText, read_source
 from llmstruct.schema import DocumentRecord, Indicator, TaskItem
 from llmstruct.store.store import Store
 from llmstruct.structure.pipeline import structure_file
@@ -50,9 +51,12 @@ class Catalog:
     original text of each source file, which item passages are sliced from.
     """
 
-    def __init__(self, records: Iterable[DocumentRecord], texts: dict[str, str] | None = None):
+    def __init__(self, records: Iterable[DocumentRecord], texts: dict[str, str] | None = None,
+                 unavailable: dict[str, str] | None = None):
         self.records: dict[str, DocumentRecord] = {r.doc_id: r for r in records}
         self.texts: dict[str, str] = dict(texts or {})
+        # indexed documents left out because their source cannot be trusted: doc_id -> reason
+        self.unavailable: dict[str, str] = dict(unavailable or {})
         self.docs: dict[str, DocInfo] = {
             r.doc_id: DocInfo(
                 r.doc_id, r.source_file, r.title.name if r.title else r.doc_id, r.doc_type, r.period,
@@ -151,7 +155,13 @@ class Catalog:
 
 def catalog_from_store(store: Store, folders: Sequence[Path]) -> Catalog:
     """Records from the store, with each source file's original text (looked up by file
-    name in ``folders``) so that spans can be sliced and shown."""
+    name in ``folders``) so that spans can be sliced and shown.
+
+    A source found there that cannot be read, or whose sha256 is not the one it was
+    structured from, would shift or break every citation: its documents are left out and
+    listed in ``Catalog.unavailable`` with the reason, and the rest serve. A source not
+    found (indexed from another folder) keeps its records, served from the store's passages.
+    """
     records = list(store.records())
     by_name: dict[str, Path] = {}
     for folder in folders:
@@ -159,16 +169,27 @@ def catalog_from_store(store: Store, folders: Sequence[Path]) -> Catalog:
             for f in folder.iterdir():
                 if f.is_file():
                     by_name.setdefault(f.name, f)
-    cache: dict[Path, str] = {}
-    texts: dict[str, str] = {}
+    sources: dict[Path, SourceText | str] = {}
+    kept, texts, unavailable = [], {}, {}
     for r in records:
         path = by_name.get(Path(r.source_file).name)
-        if path is None:
+        if path is None:  # indexed from another folder: served from the store's own passages
+            kept.append(r)
             continue
-        if path not in cache:
-            cache[path] = read_source(path).text
-        texts[r.doc_id] = cache[path]
-    return Catalog(records, texts)
+        if path not in sources:
+            try:
+                sources[path] = read_source(path)
+            except LlmstructError as exc:
+                sources[path] = str(getattr(exc, "reason", exc))
+        src = sources[path]
+        if isinstance(src, str):
+            unavailable[r.doc_id] = f"{r.source_file}: {src}"
+        elif src.sha256 != r.source_sha256:
+            unavailable[r.doc_id] = f"{r.source_file} has changed since it was indexed (sha256 differs); index it again"
+        else:
+            kept.append(r)
+            texts[r.doc_id] = src.text
+    return Catalog(kept, texts, unavailable)
 
 
 def load_catalog(paths: Iterable[str | Path]) -> Catalog:

@@ -150,6 +150,8 @@ def retrieve(question_plan: Plan, catalog: Catalog, store: Store | None = None, 
     else:
         for d in docs or [None]:
             groups.append(catalog_hits(catalog, [d] if d else None))
+    # the store still holds documents whose source has changed or gone bad: never cite them
+    groups = [[h for h in hits if h.doc_id not in catalog.unavailable] for hits in groups]
     out: list[Passage] = []
     per_group = max(1, k // max(1, len(groups))) if len(groups) > 1 else k
     for hits in groups:
