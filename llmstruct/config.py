@@ -67,6 +67,8 @@ class Settings:
     auth: str = ""  # "user:password" asks for a login in the web app (set it when not on loopback)
     open_bind: bool = False  # serve a non-loopback address without a login (only when that is meant)
     max_upload_mb: float = 20.0
+    upload_memory_mb: float = 1024.0  # address-space limit of the child that reads and structures an upload
+    upload_seconds: float = 300.0  # wall-clock limit of that child
 
 
 def _coerce(kind: type, raw: object) -> object:

@@ -1,6 +1,6 @@
 """The Gradio app (Chinese UI): chat with verified citations, documents, upload, status.
 
-The app is a thin layer over :mod:`llmstruct.answering`. It starts serving at once and
+The app is a thin layer over :mod:`llmstruct.answer` and :mod:`llmstruct.app.uploads`. It starts serving at once and
 prepares itself in a background thread (model, store, first indexing of ``seeds/``),
 showing each step in the status panel, so a first start on a fresh machine never looks
 like a hang. Analytics and version checks are off; it binds to 127.0.0.1 unless told
@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import os
 
-from llmstruct.app.corpus import open_corpus
-from llmstruct.store.store import Store
-from llmstruct.structure.pipeline import structure_file
-
 # Offline: gradio looks up its analytics and version hosts at import/start otherwise.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+import atexit  # noqa: E402
 import csv  # noqa: E402
 import html  # noqa: E402
-import ipaddress  # noqa: E402
-import logging  # noqa: E402
 import io  # noqa: E402
+import ipaddress  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import shutil  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -35,14 +32,15 @@ from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any, get_args  # noqa: E402
 
-from llmstruct.answer.asker import Asker
-from llmstruct.answer.catalog import Catalog
-from llmstruct.answer.refusal import REFUSAL
-from llmstruct.app.corpus import store_counts  # noqa: E402
+from llmstruct.answer.asker import Asker  # noqa: E402
+from llmstruct.answer.catalog import Catalog  # noqa: E402
+from llmstruct.answer.refusal import REFUSAL  # noqa: E402
+from llmstruct.app.corpus import open_corpus, store_counts  # noqa: E402
+from llmstruct.app.uploads import UploadOutcome, add_upload  # noqa: E402
 from llmstruct.app.wiring import backend_from_settings  # noqa: E402
 from llmstruct.config import Settings, load_settings  # noqa: E402
 from llmstruct.errors import ConfigError, IngestError  # noqa: E402
-from llmstruct.schema import (  # noqa: E402  # noqa: E402
+from llmstruct.schema import (  # noqa: E402
     Answer,
     Citation,
     DocType,
@@ -50,6 +48,7 @@ from llmstruct.schema import (  # noqa: E402  # noqa: E402
     TaskItem,
     UnitRole,
 )
+from llmstruct.store.store import Store  # noqa: E402
 from llmstruct.vocab import VOCAB  # noqa: E402
 
 _log = logging.getLogger("llmstruct.app")
@@ -109,30 +108,25 @@ class Engine:
 
     # ------------------------------------------------------------------ uploads
 
-    def add_file(self, path: Path, progress=None) -> list[DocumentRecord]:
-        """Structure an uploaded report, index it, and make it askable."""
-        uploads = self.settings.data_dir / "uploads"
-        uploads.mkdir(parents=True, exist_ok=True)
-        target = uploads / path.name
-        shutil.copyfile(path, target)
+    def add_file(self, path: Path, progress=None, replace: bool = False) -> UploadOutcome:
+        """Structure an uploaded report in a bounded child, index it, and make it askable."""
         if progress:
-            progress(0.2, desc="正在解析和结构化…")
-        result = structure_file(target, self.settings.max_file_mb)
-        if progress:
-            progress(0.6, desc="正在建立索引…")
-        if self.store is not None:
-            report = self.store.index_records(result)
-            if report.errors:
-                raise RuntimeError("；".join(report.errors))
-        with self.lock:
-            assert self.asker is not None
-            old = self.asker.catalog
-            records = list(old.records.values()) + result.records
-            texts = dict(old.texts) | {r.doc_id: result.source.text for r in result.records}
-            self.asker.catalog = Catalog(records, texts)
+            progress(0.2, desc="正在解析、结构化并建立索引…")
+        s = self.settings
+        out = add_upload(path, s.data_dir / "uploads", self.store, replace=replace, max_mb=s.max_file_mb,
+                         memory_mb=s.upload_memory_mb, seconds=s.upload_seconds)
+        if out.source is not None:
+            with self.lock:
+                assert self.asker is not None
+                old = self.asker.catalog
+                keep = [r for r in old.records.values() if r.source_file != out.stored_as]
+                kept_ids = {r.doc_id for r in keep}
+                texts = {d: t for d, t in old.texts.items() if d in kept_ids}
+                texts |= {r.doc_id: out.source.text for r in out.records}
+                self.asker.catalog = Catalog(keep + out.records, texts, old.unavailable)
         if progress:
             progress(1.0, desc="完成")
-        return result.records
+        return out
 
     def status_markdown(self) -> str:
         s = self.settings
@@ -156,6 +150,9 @@ class Engine:
             cat = self.asker.catalog
             items = sum(len(r.items) for r in cat.records.values())
             lines.append(f"- 报告：{len(cat.records)} 份；任务条目：{items} 条")
+            if cat.unavailable:
+                lines.append(f"- 暂不可用：{len(cat.unavailable)} 份（原文已变更或无法读取，不作引用）")
+                lines += [f"  - {d}：{why}" for d, why in sorted(cat.unavailable.items())[:5]]
         lines.append(f"- 监听地址：{s.host}:{s.port}；登录：{'开启' if s.auth else '关闭'}；上传上限：{s.max_upload_mb:g} MB")
         lines += ["", "#### 准备过程", "", *[f"- {x}" for x in self.steps[-12:]]]
         return "\n".join(lines)
@@ -172,6 +169,23 @@ def render_answer(answer: Answer, catalog: Catalog | None) -> str:
     for c in answer.citations:
         lines.append(f"- [{c.n}] {_doc_label(catalog, c.doc_id)}：「{_short(c.quote, 60)}」")
     return "\n".join(lines)
+
+
+def upload_message(out: UploadOutcome) -> str:
+    """What staff read after an upload: what was added, under which name, what it replaced."""
+    if out.action == "unchanged":
+        return f"该文件的内容已在文件库中（{out.stored_as}），未作改动。"
+    names = "、".join(f"{r.title.name if r.title else r.doc_id}（{len(r.items)} 条任务）" for r in out.records)
+    parts = [f"已结构化并建立索引：{names}。"]
+    if out.renamed:
+        parts.append(f"文件库中已有同名报告，本文件另存为 {out.stored_as}，原有报告未受影响"
+                     "（如需替换先前上传的同名文件，请勾选“替换先前上传的同名报告”后重新上传）。")
+    if out.replaced:
+        parts.append(f"已替换先前上传的 {out.stored_as}：{'、'.join(out.replaced)}。")
+    parts.append("现在可以在“问答”中提问。")
+    if not any(r.items for r in out.records):
+        parts.append("注意：未识别出任务条目，该文件暂时无法检索。")
+    return "".join(parts)
 
 
 def _short(text: str, n: int) -> str:
@@ -259,6 +273,28 @@ def _inert(cell: object) -> object:
     """A CSV cell a spreadsheet would run as a formula (=, +, -, @) gets a leading ', so a
     document's text can never become a formula on a staff member's machine."""
     return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
+
+
+_EXPORTS: Path | None = None
+EXPORT_KEEP_SECONDS = 600.0
+
+
+def export_folder(now: float | None = None) -> Path:
+    """A new folder for one export, inside this process's exports folder: gradio copies the
+    files out when the handler returns, so folders older than EXPORT_KEEP_SECONDS are
+    removed at each export, and the whole folder when the process exits."""
+    global _EXPORTS
+    if _EXPORTS is None or not _EXPORTS.is_dir():
+        _EXPORTS = Path(tempfile.mkdtemp(prefix="llmstruct-exports-"))
+        atexit.register(shutil.rmtree, _EXPORTS, True)
+    now = time.time() if now is None else now
+    for old in _EXPORTS.iterdir():
+        try:
+            if now - old.stat().st_mtime > EXPORT_KEEP_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:
+            continue
+    return Path(tempfile.mkdtemp(dir=_EXPORTS))
 
 
 def export_files(rec: DocumentRecord, out_dir: Path) -> list[str]:
@@ -390,10 +426,10 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
         if cat is None or not doc_id:
             return items_html(None), None
         rec = cat.records.get(doc_id)
-        files = export_files(rec, Path(tempfile.mkdtemp(prefix="llmstruct-export-"))) if rec else None
+        files = export_files(rec, export_folder()) if rec else None
         return items_html(rec), files
 
-    def upload(file, progress=gr.Progress()):
+    def upload(file, replace=False, progress=gr.Progress()):
         if file is None:
             return "请选择文件。", gr.update()
         if not engine.ready:
@@ -404,15 +440,13 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
         if path.stat().st_size > s.max_upload_mb * 1024 * 1024:
             return f"文件超过 {s.max_upload_mb:g} MB 上限。", gr.update()
         try:
-            records = engine.add_file(path, progress)
+            out = engine.add_file(path, progress, replace=bool(replace))
         except IngestError as exc:  # the reason only: the path is the server's temp copy
             return f"处理失败：{exc.reason}", gr.update()
         except Exception:
             _log.exception("upload of %s failed", path.name)
             return "处理失败：服务器内部错误（详情见服务器日志）。", gr.update()
-        names = "、".join(f"{r.title.name if r.title else r.doc_id}（{len(r.items)} 条任务）" for r in records)
-        note = "" if any(r.items for r in records) else "注意：未识别出任务条目，该文件暂时无法检索。"
-        return f"已结构化并建立索引：{names}。现在可以在“问答”中提问。{note}", gr.update(choices=filter_choices()[2])
+        return upload_message(out), gr.update(choices=filter_choices()[2])
 
     def refresh_filters():
         regions, years, docs, units, statuses = filter_choices()
@@ -453,6 +487,7 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
             items = gr.HTML()
             downloads = gr.File(label="下载（JSON / CSV / Excel）", file_count="multiple", interactive=False)
             gr.Markdown("#### 上传报告")
+            up_replace = gr.Checkbox(label="替换先前上传的同名报告（不会替换其他来源的报告）", value=False)
             up = gr.File(label=f"上传（{'、'.join(UPLOAD_TYPES)}）", file_types=UPLOAD_TYPES)
             up_msg = gr.Markdown()
         with gr.Tab("状态"):
@@ -468,7 +503,7 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
         refresh.click(refresh_filters, None, [f_region, f_year, f_doc, f_unit, f_status], api_name=False)
         load.click(docs_table, None, [docs, pick], api_name=False)
         pick.change(show_doc, pick, [items, downloads], api_name=False)
-        up.upload(upload, up, [up_msg, pick], api_name="upload")
+        up.upload(upload, [up, up_replace], [up_msg, pick], api_name="upload")
         timer.tick(engine.status_markdown, None, status_md, api_name=False)
         demo.load(docs_table, None, [docs, pick], api_name=False)
         demo.load(refresh_filters, None, [f_region, f_year, f_doc, f_unit, f_status], api_name=False)

@@ -129,8 +129,13 @@ def test_upload_structures_indexes_and_answers(client, tmp_path):
     cut = text.index("4. 编制产业链图谱")
     doc = tmp_path / "uploaded_bulletin.txt"
     doc.write_text(text[:cut], encoding="utf-8")
-    msg, _ = client.predict(handle_file(str(doc)), api_name="/upload")
+    msg, _ = client.predict(handle_file(str(doc)), False, api_name="/upload")
     assert "已结构化并建立索引" in msg
+    # a forged report named like the seed cannot take the seed's place through the public API
+    forged = tmp_path / "000_5c1aadecc78db95a.md"
+    forged.write_text("1. 伪造的任务。（责任单位：某局）\n", encoding="utf-8")
+    msg, _ = client.predict(handle_file(str(forged)), True, api_name="/upload")
+    assert "另存为 000_5c1aadecc78db95a-" in msg and "原有报告未受影响" in msg
     a = Answer.model_validate(client.predict("上半年一般公共预算收入是多少？", "[]",
                                              json.dumps({"doc_id": "uploaded_bulletin"}), api_name="/ask"))
     assert not a.refused and "10.1" in a.answer and a.citations
@@ -151,3 +156,19 @@ def test_load_20_concurrent_chat_sessions(app_url):
     print("load test:", json.dumps(brief, ensure_ascii=False))
     assert summary["errors"] == 0, [r["error"] for r in summary["results"] if not r["ok"]]
     assert summary["latency_p50"] is not None and summary["latency_p95"] >= summary["latency_p50"]
+
+
+def test_export_folders_are_pruned(tmp_path):
+    """Each document view writes its exports to a new folder; old ones do not pile up."""
+    import os
+    import time
+
+    from llmstruct.app.webapp import EXPORT_KEEP_SECONDS, export_folder
+
+    first = export_folder()
+    (first / "x.json").write_text("{}", encoding="utf-8")
+    old = time.time() - EXPORT_KEEP_SECONDS - 5
+    os.utime(first, (old, old))
+    second = export_folder()
+    assert second.parent == first.parent and second.is_dir()
+    assert not first.exists()
