@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from llmstruct.atomic import atomic_file
+from llmstruct.atomic import atomic_file, clean_stale_temps
 from llmstruct.config import default_cache_dir
 from llmstruct.errors import LlmstructError
 from llmstruct.models.base import StructuredBackend
@@ -63,6 +63,7 @@ def run_batch(
     ev = events or BatchEvents()
     t0 = time.perf_counter()
     result = BatchResult()
+    clean_stale_temps(Path(out_dir))  # temp files of earlier killed runs
     structured: list[tuple[Path, Structured | None]] = []
     for f in files:
         try:
@@ -70,7 +71,7 @@ def run_batch(
         except LlmstructError as exc:
             result.failures.append(str(exc))
             structured.append((f, None))
-        except Exception as exc:  # one bad file must not stop the batch
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
             result.failures.append(f"{f}: unexpected {type(exc).__name__}: {exc}")
             structured.append((f, None))
     _refuse_taken_ids(structured, result.failures)
@@ -88,18 +89,19 @@ def run_batch(
         try:
             records = st.records
             if backend is not None:
-                ckpt = Checkpoint(checkpoint_path(out_dir, st), resume=resume)
-                run = label_structured(st, backend, cache=cache, checkpoint=ckpt, only=only, batch_size=batch_size,
-                                       on_batch=ev.on_items)
-                records = run.records
-                result.items += [{"file": f.name, **asdict(r)} for r in run.items]
-            write_records(records, out_dir)
-            if backend is not None:
-                ckpt.remove()
+                with Checkpoint(checkpoint_path(out_dir, st), resume=resume) as ckpt:
+                    run = label_structured(st, backend, cache=cache, checkpoint=ckpt, only=only,
+                                           batch_size=batch_size, on_batch=ev.on_items)
+                    records = run.records
+                    result.items += [{"file": f.name, **asdict(r)} for r in run.items]
+                    write_records(records, out_dir)
+                    ckpt.remove()
+            else:
+                write_records(records, out_dir)
             result.records += records
         except LlmstructError as exc:
             result.failures.append(f"{f}: {exc}")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - as above
             result.failures.append(f"{f}: unexpected {type(exc).__name__}: {exc}")
     result.seconds = time.perf_counter() - t0
     if backend is not None:

@@ -9,8 +9,9 @@ Why the pieces are here:
 - **Cache.** The key of a job hashes prompt version, model id and prompt text, so an
   unchanged item is never sent to a model twice, across runs and output folders.
 - **Checkpoint.** After every batch its outputs are appended (and fsynced) to a file in
-  the output folder. ``resume=True`` reads it back, so after ``kill -9`` the finished
-  batches are not redone.
+  the output folder, locked by the run that uses it. ``resume=True`` reads it back (a line
+  cut by a kill is dropped), so after ``kill -9``, even repeated, finished batches are not
+  redone.
 - **Deterministic batches.** Jobs are ordered by prompt length (then key) and cut into
   batches in that order; batches run in order, so the batches left after a kill are exactly
   the batches an uninterrupted run would still have run, and greedy decoding gives the
@@ -23,6 +24,7 @@ Why the pieces are here:
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -30,11 +32,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Self
 
 from pydantic import ValidationError
 
 from llmstruct import __version__
 from llmstruct.atomic import write_json_atomic
+from llmstruct.errors import LlmstructError
 from llmstruct.models.base import GenerationResult, StructuredBackend
 from llmstruct.schema import DocumentRecord, Provenance
 from llmstruct.structure.labeling import (
@@ -112,37 +116,98 @@ class LabelCache:
 
 
 class Checkpoint:
-    """Append-only JSON lines of finished outputs for one source file."""
+    """Append-only JSON lines of finished outputs for one source file, locked for one run.
+
+    The file is held under an exclusive ``flock`` while the run uses it, so a second live run
+    on the same output folder fails for that file instead of deleting the first run's
+    progress. A kill can cut the last line; resuming reads every complete good line (a bad
+    one is skipped) and truncates the file after the last good line, so appends never land
+    on a cut line and a second kill loses nothing that was finished.
+    """
 
     def __init__(self, path: Path, resume: bool):
         self.path = Path(path)
         self.done: dict[str, Output] = {}
-        if resume and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                    self.done[row["key"]] = Output(**row["out"])
-                except (ValueError, KeyError, TypeError):
-                    break  # a line cut by the kill: everything after it is redone
-        elif self.path.exists():
-            self.path.unlink()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = self._lock()
+        try:
+            if resume:
+                self._read_back(self._fd)
+            else:
+                os.ftruncate(self._fd, 0)  # an unlocked checkpoint is stale: start afresh
+        except BaseException:
+            self.close()
+            raise
+
+    def _lock(self) -> int:
+        """Open and lock the file; retry if it was unlinked (by a finishing run) before we locked it."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise LlmstructError(f"another run is structuring it (checkpoint {self.path} is in use)") from None
+            try:
+                now = os.stat(self.path)
+                held = os.fstat(fd)
+                if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+
+    def _read_back(self, fd: int) -> None:
+        with open(fd, "rb", closefd=False) as f:  # through the locked descriptor: the file we hold
+            data = f.read()
+        good_end = 0
+        start = 0
+        while (end := data.find(b"\n", start)) != -1:
+            try:
+                row = json.loads(data[start:end].decode("utf-8"))
+                self.done[row["key"]] = Output(**row["out"])
+                good_end = end + 1
+            except (ValueError, KeyError, TypeError):
+                pass  # a damaged line: its batch is redone, the lines after it still count
+            start = end + 1
+        if good_end < len(data):  # a cut or bad tail: appends must start on a fresh line
+            os.ftruncate(fd, good_end)
+            os.fsync(fd)
 
     def add(self, pairs: Iterable[tuple[str, Output]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            for key, out in pairs:
-                f.write(json.dumps({"key": key, "out": asdict(out)}, ensure_ascii=False) + "\n")
-                self.done[key] = out
-            f.flush()
-            os.fsync(f.fileno())
+        if self._fd is None:
+            raise ValueError(f"checkpoint {self.path} is closed")
+        rows = list(pairs)
+        data = "".join(json.dumps({"key": k, "out": asdict(o)}, ensure_ascii=False) + "\n" for k, o in rows).encode()
+        while data:
+            data = data[os.write(self._fd, data):]
+        os.fsync(self._fd)
+        self.done.update(rows)
 
     def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """The file's work is written: drop the checkpoint and release the lock.
+
+        Only while the lock is held: once closed, the file may already be another run's."""
+        if self._fd is not None:
+            self.path.unlink(missing_ok=True)
+            self.close()
+
+    def close(self) -> None:
+        """Release the lock and keep the file (for a later ``--resume``)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _extract_json(text: str) -> str:
     """For the unconstrained baseline: the outermost {...} of a reply (fences and prose dropped)."""
-    m = re.search(r"\{.*\}", text, re.S)
+    m = re.search(r"\{.*\}", text, re.DOTALL)
     return m.group(0) if m else text
 
 
