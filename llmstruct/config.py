@@ -1,9 +1,14 @@
 """One place for configuration: defaults that work offline, overridden by a TOML file and env.
 
-Precedence (lowest to highest): built-in defaults, ``llmstruct.toml`` in the working
-directory (or the file named by ``LLMSTRUCT_CONFIG``), environment variables
-``LLMSTRUCT_<FIELD>`` (upper case). Settings are read once, at the edge (the CLI, the web
-app), and passed into the library: no library module reads them itself.
+Precedence (lowest to highest): built-in defaults, one TOML file, environment variables
+``LLMSTRUCT_<FIELD>`` (upper case). The file is the one named explicitly (``--config PATH``,
+else ``LLMSTRUCT_CONFIG``), else ``$XDG_CONFIG_HOME/llmstruct/config.toml`` (default
+``~/.config/llmstruct/config.toml``) if it exists. Nothing is read from the working
+directory, so running in an untrusted folder cannot change the host, endpoint or limits.
+An explicit file that is missing, any file that is not valid TOML, an unknown key or a
+value of the wrong type is a ConfigError, so a typo is never silently ignored. Settings are
+read once, at the edge (the CLI, the web app), and passed into the library: no library
+module reads them itself.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+
+from llmstruct.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -71,29 +78,78 @@ class Settings:
     upload_seconds: float = 300.0  # wall-clock limit of that child
 
 
-def _coerce(kind: type, raw: object) -> object:
+def _coerce(kind: type | str, raw: object) -> object:
+    if isinstance(raw, (dict, list)):
+        raise TypeError("expected a single value, not a table or list")
     if kind is Path or kind == "Path":
         return Path(str(raw)).expanduser()
     if kind is bool or kind == "bool":
         return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
     if kind is int or kind == "int":
+        if isinstance(raw, (bool, float)):
+            raise TypeError(f"expected an integer, got {raw!r}")
         return int(raw)  # type: ignore[arg-type]
     if kind is float or kind == "float":
+        if isinstance(raw, bool):
+            raise TypeError(f"expected a number, got {raw!r}")
         return float(raw)  # type: ignore[arg-type]
     return str(raw)
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings from defaults, then the TOML file, then the environment (read now, not cached)."""
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user file; a relative or empty XDG_CONFIG_HOME is ignored as the XDG spec says,
+    since it would point into the working directory."""
     env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / "llmstruct" / "config.toml"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _read_file(cfg: Path) -> dict[str, object]:
+    """The file's top-level keys, each one known to Settings."""
+    try:
+        data = tomllib.loads(cfg.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{cfg}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{cfg}: cannot read config file: {_one_line(str(exc))}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg}: not valid TOML: {_one_line(str(exc))}") from None
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(k for k in data if k not in known)
+    if unknown:
+        raise ConfigError(f"{cfg}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    return data
+
+
+def load_settings(env: Mapping[str, str] | None = None, config: Path | None = None) -> Settings:
+    """Settings from defaults, then the TOML file, then the environment (read now, not cached).
+
+    ``config`` (the CLI's ``--config``) wins over ``LLMSTRUCT_CONFIG``; either must exist.
+    """
+    env = os.environ if env is None else env
+    explicit = config if config is not None else (Path(env["LLMSTRUCT_CONFIG"]).expanduser()
+                                                  if env.get("LLMSTRUCT_CONFIG") else None)
+    cfg = explicit if explicit is not None else user_config_path(env)
+    sources: dict[str, str] = {}
     values: dict[str, object] = {}
-    cfg = Path(env.get("LLMSTRUCT_CONFIG", "llmstruct.toml"))
-    if cfg.is_file():
-        values.update(tomllib.loads(cfg.read_text(encoding="utf-8")))
+    if explicit is not None or cfg.is_file():
+        for key, value in _read_file(cfg).items():
+            values[key], sources[key] = value, str(cfg)
     for f in fields(Settings):
-        raw = env.get(f"LLMSTRUCT_{f.name.upper()}")
+        name = f"LLMSTRUCT_{f.name.upper()}"
+        raw = env.get(name)
         if raw is not None:
-            values[f.name] = raw
-    known = {f.name: f.type for f in fields(Settings)}
-    clean = {k: _coerce(known[k], v) for k, v in values.items() if k in known}
+            values[f.name], sources[f.name] = raw, name
+    kinds = {f.name: f.type for f in fields(Settings)}
+    clean: dict[str, object] = {}
+    for key, value in values.items():
+        try:
+            clean[key] = _coerce(kinds[key], value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{sources[key]}: {key}: {_one_line(str(exc))}") from None
     return replace(Settings(), **clean)

@@ -26,7 +26,7 @@ from llmstruct.app.review import review_dir
 from llmstruct.app.webapp import launch
 from llmstruct.app.wiring import backend_from_settings, store_from_settings
 from llmstruct.config import Settings, load_settings
-from llmstruct.errors import LlmstructError
+from llmstruct.errors import ConfigError, LlmstructError
 from llmstruct.eval.bench.answers import answer_benchmark
 from llmstruct.eval.bench.retrieval import retrieval_benchmark
 from llmstruct.eval.bench.structure import (
@@ -69,20 +69,27 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_ALL_FAILED, EXIT_USAGE = 0, 1, 2, 64
 _invocation: dict[str, Settings] = {}
 
 
-@app.callback()
-def _load_settings() -> None:
-    """Grounded JSON from Chinese government reports."""
-    _invocation["settings"] = load_settings()
-
-
-def _settings() -> Settings:
-    """The settings read once for this invocation (defaults, llmstruct.toml, LLMSTRUCT_* env)."""
-    return _invocation["settings"]
-
-
 def _error(message: str) -> None:
     """One line per problem on stderr, never wrapped, so scripts can grep it."""
     err.print(f"error: {message}", soft_wrap=True, markup=False, highlight=False, style="red")
+
+
+@app.callback()
+def _load_settings(
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="TOML settings file (default: LLMSTRUCT_CONFIG, else ~/.config/llmstruct/config.toml)")] = None,
+) -> None:
+    """Grounded JSON from Chinese government reports."""
+    try:
+        _invocation["settings"] = load_settings(config=config)
+    except ConfigError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def _settings() -> Settings:
+    """The settings read once for this invocation (defaults, the config file, LLMSTRUCT_* env)."""
+    return _invocation["settings"]
 
 
 @app.command()

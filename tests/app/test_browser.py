@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import ARTIFACTS
 
 CHROMIUM = Path("/usr/bin/chromium")
-from helpers import ARTIFACTS
 
 
 @pytest.mark.slow
