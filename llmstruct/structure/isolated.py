@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from llmstruct.errors import IngestError
 from llmstruct.ingest.source import SourceText
 from llmstruct.schema import DocumentRecord
@@ -53,7 +55,10 @@ def structure_isolated(path: Path, max_mb: float | None = None, memory_mb: float
         raise IngestError(path, data["error"])
     src = data["source"]
     source = SourceText(**{**src, "warnings": tuple(src.get("warnings", ()))})
-    return [DocumentRecord.model_validate(r) for r in data["records"]], source
+    try:
+        return [DocumentRecord.model_validate(r) for r in data["records"]], source
+    except ValidationError as exc:  # a child of another llmstruct version, or a bug: never index it
+        raise IngestError(path, f"structuring gave records that fail the schema ({exc.error_count()} errors)") from None
 
 
 def _child(argv: list[str]) -> int:
