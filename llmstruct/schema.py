@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: on_track status, Progress.assessment
 
 
 class Strict(BaseModel):
@@ -107,7 +107,34 @@ class Indicator(Strict):
     alignment: Alignment = "exact"
 
 
-Status = Literal["completed", "in_progress", "behind", "not_started", "suspended", "planned", "unknown"]
+# What a progress entry's words can state (the model proposes only these, tied to a cue).
+StatedStatus = Literal["completed", "in_progress", "behind", "not_started", "suspended", "planned", "unknown"]
+# ... plus what code computes from the figures: on_track (meets its target or the share of
+# it the time elapsed asks for).
+Status = Literal["completed", "on_track", "in_progress", "behind", "not_started", "suspended", "planned", "unknown"]
+
+AssessmentBasis = Literal["stated_share", "growth_rate", "time_share"]
+
+
+class Assessment(Strict):
+    """Progress judged against the item's target by code, from grounded figures.
+
+    ``stated_share``: the text's own completion ratio (完成全年目标的57.9%) against the share
+    of the year elapsed; ``growth_rate``: a reported growth rate against the target rate;
+    ``time_share``: a cumulative amount over the target amount, against the share of the
+    year elapsed (序时进度: 1-5月 = 5/12). ``actual`` and ``target`` are the figures' spans;
+    ``elapsed`` is the share of the year and ``period`` the words it was read from.
+    """
+
+    status: Literal["on_track", "behind"]
+    basis: AssessmentBasis
+    actual: Span
+    target: Span | None = None
+    actual_value: float
+    target_value: float | None = None
+    elapsed: float | None = Field(default=None, ge=0, le=1)
+    period: Span | None = None
+    explanation: str = Field(max_length=120)
 
 
 class Progress(Strict):
@@ -118,6 +145,7 @@ class Progress(Strict):
     status: Status | None = None
     status_cue: Span | None = None
     indicators: list[Indicator] = Field(default_factory=list)
+    assessment: Assessment | None = None
 
 
 class Deadline(Strict):

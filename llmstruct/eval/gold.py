@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from llmstruct.schema import Status
+
 EXTRACTION_FILE = Path("evals/gold/extraction.yaml")
 QUESTIONS_FILE = Path("evals/gold/questions.yaml")
 SEEDS_DIR = Path("seeds")
@@ -32,9 +34,6 @@ Role = Literal["lead", "responsible", "cooperating", "reporting"]
 Qualifier = Literal["exact", "approx", "at_least", "at_most"]
 ValueKind = Literal["target", "actual", "forecast", "baseline"]
 ItemKind = Literal["task", "target", "topic"]
-Status = Literal[
-    "completed", "in_progress", "behind", "not_started", "suspended", "planned", "unknown"
-]
 QuestionType = Literal[
     "lookup", "numeric", "multi_hop", "cross_document", "count", "unanswerable"
 ]

@@ -27,10 +27,12 @@ from llmstruct.schema import (
     Indicator,
     IndicatorKind,
     Progress,
+    StatedStatus,
     Status,
     Strict,
     TaskItem,
 )
+from llmstruct.structure.assessment import assess_item
 from llmstruct.structure.figures import Figure, find_figures, rule_name
 from llmstruct.structure.rules import overall_status
 from llmstruct.text.grounding import align
@@ -47,7 +49,7 @@ _PLAN = re.compile(r"安排|目标|计划|重点工作|我们将|新的一年|�
 
 class StatusLabel(Strict):
     cue: str = Field(max_length=12)
-    status: Status
+    status: StatedStatus
 
 
 @lru_cache(maxsize=256)
@@ -226,6 +228,7 @@ def apply_labels(nt: NormText, job: LabelJob, labels: Strict | None, report: App
             if status is not None:
                 update.update(status=status, status_cue=cue_span)
         progress.append(p.model_copy(update=update))
+    progress = assess_item(nt, item.model_copy(update={"targets": targets, "progress": progress}))
     return item.model_copy(update={"targets": targets, "progress": progress, "status": overall_status(progress)})
 
 

@@ -97,7 +97,7 @@ def deadlines(nt: NormText, ranges: list[Range]) -> list[Deadline]:
 _STATUS_CUES: list[tuple[Status, re.Pattern[str]]] = [
     ("behind", re.compile(r"暂时?低于|低于全[市省国]|进度滞后|进展滞后|滞后于|暂时?落后|落后于|未达到|未达序时|进展缓慢|进度偏慢")),
     ("suspended", re.compile(r"暂缓|搁置|暂停")),
-    ("completed", re.compile(r"全面完成|已全部完成|已完成全部|已完成(?:全年|年度)(?:目标)?任务(?!的)|已完成任务的100%|已完工|已竣工(?:验收)?(?:并)?投入使用")),
+    ("completed", re.compile(r"全面完成|已全部完成|已完成全部|已完成(?:全年|年度)(?:目标)?任务(?!的)|已完成(?:全年|年度)?(?:目标)?任务的\s*[1-9]\d{2,}(?:\.\d+)?\s*%|已完工|已竣工(?:验收)?(?:并)?投入使用")),
     ("not_started", re.compile(r"尚未启动|未启动|尚未开工")),
     ("in_progress", re.compile(r"正在|有序推进|加快推进|稳步推进|推进中|已开工|已全部开工|完成(?:全年|年度)?(?:目标|任务)?的\d")),
 ]
