@@ -44,6 +44,7 @@ TYPES: dict[str, tuple[str, str]] = {
     **{f"ind-{k}": (f"指标·{VOCAB.kind_label(k)} {k}", colour)
        for k, colour in zip(get_args(IndicatorKind), ("#90caf9", "#a5d6a7", "#80cbc4", "#cfd8dc"), strict=True)},
     "status": ("状态依据 status cue", "#ef9a9a"),
+    "assessment": ("进度判断 assessment", "#ffab91"),
     "deadline": ("时限 deadline", "#f8bbd0"),
 }
 BLOCKS = {"task", "progress"}
@@ -148,6 +149,10 @@ def _item_rows(item: TaskItem, row) -> str:
         out.append(row("progress", p.text.text[:80] + ("…" if len(p.text.text) > 80 else ""), p.text.spans))
         if p.status_cue is not None:
             out.append(row("status", f"{p.status}：{p.status_cue.text}", [p.status_cue]))
+        a = p.assessment
+        if a is not None:  # the basis: the figures compared, and the period words
+            spans = [x for x in (a.actual, a.target, a.period) if x is not None]
+            out.append(row("assessment", f"{STATUS_ZH.get(a.status, a.status)}：{a.explanation}", spans))
         for ind in p.indicators:
             out.append(row(f"ind-{ind.kind}", _indicator_label(ind), [ind.evidence]))
     out.append("</div>")

@@ -53,7 +53,7 @@ from llmstruct.vocab import VOCAB  # noqa: E402
 
 _log = logging.getLogger("llmstruct.app")
 UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
-STATUS_COLOURS = {"completed": "#1a7f37", "in_progress": "#0969da", "behind": "#cf222e", "not_started": "#9a6700",
+STATUS_COLOURS = {"completed": "#1a7f37", "on_track": "#2da44e", "in_progress": "#0969da", "behind": "#cf222e", "not_started": "#9a6700",
                   "suspended": "#8250df", "planned": "#57606a", "unknown": "#57606a"}
 STATUS_ZH = {s: (VOCAB.status_label(s), colour) for s, colour in STATUS_COLOURS.items()}
 DOC_TYPE_ZH = {t: VOCAB.doc_type_label(t) for t in get_args(DocType)}
@@ -246,6 +246,7 @@ def item_summary(it: TaskItem | None) -> dict:
         "状态": STATUS_ZH.get(it.status or "", ("", ""))[0] or None,
         "时限": [d.text for d in it.deadlines],
         "进展": [((p.reporting_unit.name + "：") if p.reporting_unit else "") + p.text.text[:200] for p in it.progress],
+        "进度判断": [p.assessment.explanation for p in it.progress if p.assessment is not None],
     }
 
 
@@ -256,7 +257,9 @@ def items_html(rec: DocumentRecord | None) -> str:
     rows = []
     for it in rec.items:
         label, colour = STATUS_ZH.get(it.status or "", ("—", "#8c959f"))
-        tag = f"<span class='status-tag' style='background:{colour}'>{label}</span>" if it.status else "—"
+        basis = "；".join(p.assessment.explanation for p in it.progress if p.assessment is not None)
+        tag = (f"<span class='status-tag' style='background:{colour}' title='{html.escape(basis, quote=True)}'>{label}</span>"
+               if it.status else "—")
         units = "、".join(f"{u.name}（{ROLE_ZH[u.role]}）" for u in it.units)
         rows.append(
             f"<tr><td>{it.seq_no if it.seq_no is not None else ''}</td><td>{html.escape(_short(it.heading or it.task.text, 80))}</td>"
@@ -303,10 +306,12 @@ def export_files(rec: DocumentRecord, out_dir: Path) -> list[str]:
     base = out_dir / rec.doc_id
     json_path = base.with_suffix(".json")
     json_path.write_text(rec.model_dump_json(indent=2), encoding="utf-8")
-    header = ["item_id", "序号", "类别", "章节", "任务", "责任领导", "单位", "状态", "时限"]
+    header = ["item_id", "序号", "类别", "章节", "任务", "责任领导", "单位", "状态", "进度判断", "时限"]
     rows = [[it.item_id, it.seq_no, it.kind, " / ".join(it.section_path), it.task.text,
              "、".join(x.name for x in it.leaders), "、".join(f"{u.name}({ROLE_ZH[u.role]})" for u in it.units),
-             STATUS_ZH.get(it.status or "", ("", ""))[0], "、".join(d.text for d in it.deadlines)] for it in rec.items]
+             STATUS_ZH.get(it.status or "", ("", ""))[0],
+             "；".join(p.assessment.explanation for p in it.progress if p.assessment is not None),
+             "、".join(d.text for d in it.deadlines)] for it in rec.items]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
