@@ -17,15 +17,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-import atexit  # noqa: E402
-import csv  # noqa: E402
 import html  # noqa: E402
-import io  # noqa: E402
 import ipaddress  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -36,6 +31,8 @@ from llmstruct.answer.asker import Asker  # noqa: E402
 from llmstruct.answer.catalog import Catalog  # noqa: E402
 from llmstruct.answer.refusal import REFUSAL  # noqa: E402
 from llmstruct.app.corpus import open_corpus, store_counts  # noqa: E402
+from llmstruct.app.exports import export_folder, write_table  # noqa: E402
+from llmstruct.app.progress import DEFAULT_STATUSES, basis_html, export_rows, progress_rows, rows_html  # noqa: E402
 from llmstruct.app.uploads import UploadOutcome, add_upload  # noqa: E402
 from llmstruct.app.wiring import backend_from_settings  # noqa: E402
 from llmstruct.config import Settings, load_settings  # noqa: E402
@@ -56,6 +53,7 @@ UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
 STATUS_COLOURS = {"completed": "#1a7f37", "on_track": "#2da44e", "in_progress": "#0969da", "behind": "#cf222e", "not_started": "#9a6700",
                   "suspended": "#8250df", "planned": "#57606a", "unknown": "#57606a"}
 STATUS_ZH = {s: (VOCAB.status_label(s), colour) for s, colour in STATUS_COLOURS.items()}
+PROGRESS_STATUSES = ("behind", "on_track", "completed", "not_started", "suspended", "in_progress")
 DOC_TYPE_ZH = {t: VOCAB.doc_type_label(t) for t in get_args(DocType)}
 ROLE_ZH = {r: VOCAB.role(r)["label"] for r in get_args(UnitRole)}
 CSS = """
@@ -269,37 +267,6 @@ def items_html(rec: DocumentRecord | None) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _inert(cell: object) -> object:
-    """A CSV cell a spreadsheet would run as a formula (=, +, -, @) gets a leading ', so a
-    document's text can never become a formula on a staff member's machine."""
-    return "'" + cell if isinstance(cell, str) and cell.startswith(_FORMULA_START) else cell
-
-
-_EXPORTS: Path | None = None
-EXPORT_KEEP_SECONDS = 600.0
-
-
-def export_folder(now: float | None = None) -> Path:
-    """A new folder for one export, inside this process's exports folder: gradio copies the
-    files out when the handler returns, so folders older than EXPORT_KEEP_SECONDS are
-    removed at each export, and the whole folder when the process exits."""
-    global _EXPORTS
-    if _EXPORTS is None or not _EXPORTS.is_dir():
-        _EXPORTS = Path(tempfile.mkdtemp(prefix="llmstruct-exports-"))
-        atexit.register(shutil.rmtree, _EXPORTS, True)
-    now = time.time() if now is None else now
-    for old in _EXPORTS.iterdir():
-        try:
-            if now - old.stat().st_mtime > EXPORT_KEEP_SECONDS:
-                shutil.rmtree(old, ignore_errors=True)
-        except FileNotFoundError:
-            continue
-    return Path(tempfile.mkdtemp(dir=_EXPORTS))
-
-
 def export_files(rec: DocumentRecord, out_dir: Path) -> list[str]:
     """JSON (the full record), CSV and Excel (one row per item) of one report."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -312,26 +279,7 @@ def export_files(rec: DocumentRecord, out_dir: Path) -> list[str]:
              STATUS_ZH.get(it.status or "", ("", ""))[0],
              "；".join(p.assessment.explanation for p in it.progress if p.assessment is not None),
              "、".join(d.text for d in it.deadlines)] for it in rec.items]
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(header)
-    writer.writerows([[_inert(c) for c in r] for r in rows])
-    csv_path = base.with_suffix(".csv")
-    csv_path.write_text("\ufeff" + buf.getvalue(), encoding="utf-8")
-    from openpyxl import Workbook
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "任务"
-    ws.append(header)
-    for r in rows:
-        ws.append(r)
-        for cell in ws[ws.max_row]:
-            if isinstance(cell.value, str) and cell.value.startswith(_FORMULA_START):
-                cell.data_type = "s"  # shown as written, never evaluated
-    xlsx_path = base.with_suffix(".xlsx")
-    wb.save(xlsx_path)
-    return [str(json_path), str(csv_path), str(xlsx_path)]
+    return [str(json_path), *write_table(base, "任务", header, rows)]
 
 
 # ----------------------------------------------------------------------------- app
@@ -453,6 +401,29 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
             return "处理失败：服务器内部错误（详情见服务器日志）。", gr.update()
         return upload_message(out), gr.update(choices=filter_choices()[2])
 
+    def progress_view(doc, unit, leader, region, statuses):
+        cat = catalog()
+        if cat is None:
+            return "<p>系统正在准备…</p>", gr.update(choices=[], value=None), None, []
+        rows = progress_rows(cat, doc or None, unit or None, leader or None, region or None, statuses or ())
+        files = export_rows(rows, export_folder(), STATUS_ZH) if rows else None
+        picks = [(r.label, k) for k, r in enumerate(rows)]
+        return rows_html(rows, STATUS_ZH), gr.update(choices=picks, value=None), files, rows
+
+    def progress_basis(k, rows):
+        cat = catalog()
+        if cat is None or k is None or not rows or not 0 <= int(k) < len(rows):
+            return ""
+        return basis_html(rows[int(k)], cat)
+
+    def progress_filters():
+        cat = catalog()
+        if cat is None:
+            return (gr.update(choices=[]),) * 4
+        regions, _, docs, units, _ = filter_choices()
+        return (gr.update(choices=docs), gr.update(choices=units), gr.update(choices=sorted(cat.leaders)),
+                gr.update(choices=regions))
+
     def refresh_filters():
         regions, years, docs, units, statuses = filter_choices()
         return (gr.update(choices=regions), gr.update(choices=years), gr.update(choices=docs),
@@ -495,6 +466,21 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
             up_replace = gr.Checkbox(label="替换先前上传的同名报告（不会替换其他来源的报告）", value=False)
             up = gr.File(label=f"上传（{'、'.join(UPLOAD_TYPES)}）", file_types=UPLOAD_TYPES)
             up_msg = gr.Markdown()
+        with gr.Tab("进度"):
+            gr.Markdown("由代码对照目标和序时进度判断：每条结论附依据（实际数、目标数、时间段），点选可查看原文标注。")
+            with gr.Row():
+                p_doc = gr.Dropdown(label="文件", choices=[], value=None)
+                p_unit = gr.Dropdown(label="单位", choices=[], value=None)
+                p_leader = gr.Dropdown(label="责任领导", choices=[], value=None)
+                p_region = gr.Dropdown(label="地区", choices=[], value=None)
+            p_status = gr.CheckboxGroup(label="状态", value=list(DEFAULT_STATUSES), elem_id="progress-status",
+                                        choices=[(STATUS_ZH[k][0], k) for k in PROGRESS_STATUSES])
+            p_show = gr.Button("查看进度", variant="primary", elem_id="progress-show")
+            p_table = gr.HTML(elem_id="progress-table")
+            p_pick = gr.Dropdown(label="查看依据（原文标注）", choices=[], elem_id="progress-pick")
+            p_basis = gr.HTML(elem_id="progress-basis")
+            p_files = gr.File(label="导出（CSV / Excel）", file_count="multiple", interactive=False)
+            p_rows = gr.State([])
         with gr.Tab("状态"):
             status_md = gr.Markdown(engine.status_markdown())
             timer = gr.Timer(2.0)
@@ -509,9 +495,14 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
         load.click(docs_table, None, [docs, pick], api_name=False)
         pick.change(show_doc, pick, [items, downloads], api_name=False)
         up.upload(upload, [up, up_replace], [up_msg, pick], api_name="upload")
+        p_show.click(progress_view, [p_doc, p_unit, p_leader, p_region, p_status], [p_table, p_pick, p_files, p_rows],
+                     api_name="progress")
+        p_pick.change(progress_basis, [p_pick, p_rows], p_basis, api_name=False)
+        p_doc.focus(progress_filters, None, [p_doc, p_unit, p_leader, p_region], api_name=False)
         timer.tick(engine.status_markdown, None, status_md, api_name=False)
         demo.load(docs_table, None, [docs, pick], api_name=False)
         demo.load(refresh_filters, None, [f_region, f_year, f_doc, f_unit, f_status], api_name=False)
+        demo.load(progress_filters, None, [p_doc, p_unit, p_leader, p_region], api_name=False)
         api_q = gr.Textbox(visible=False)
         api_h = gr.Textbox(visible=False)
         api_f = gr.Textbox(visible=False)

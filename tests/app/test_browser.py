@@ -44,3 +44,40 @@ def test_browser_asks_and_opens_a_citation(app_url):
         finally:
             browser.close()
     assert (ARTIFACTS / "browser_citation.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (scripts/setup.sh installs it)")
+@pytest.mark.browser
+@pytest.mark.server
+@pytest.mark.model
+def test_browser_progress_view_lists_behind_tasks_and_marks_the_basis(app_url):
+    """The 进度 tab: tasks behind and on track with their basis; picking one marks its
+    figures and period words in the source."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1200})
+            page.goto(app_url, wait_until="load")
+            page.get_by_role("tab", name="进度").click()
+            page.locator("#progress-show").click()
+            table = page.locator("#progress-table table")
+            table.wait_for(timeout=60_000)
+            text = table.inner_text()
+            assert "滞后" in text and "符合进度" in text and "序时进度" in text
+            page.locator("#progress-pick input").click()
+            page.get_by_role("option").first.click()
+            mark = page.locator("#progress-basis mark").first
+            mark.wait_for(timeout=30_000)
+            assert mark.inner_text().strip()
+            page.screenshot(path=str(ARTIFACTS / "browser_progress.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (ARTIFACTS / "browser_progress.png").stat().st_size > 10_000

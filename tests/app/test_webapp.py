@@ -163,7 +163,7 @@ def test_export_folders_are_pruned(tmp_path):
     import os
     import time
 
-    from llmstruct.app.webapp import EXPORT_KEEP_SECONDS, export_folder
+    from llmstruct.app.exports import EXPORT_KEEP_SECONDS, export_folder
 
     first = export_folder()
     (first / "x.json").write_text("{}", encoding="utf-8")
