@@ -35,6 +35,20 @@ def _assignment_span(it: TaskItem, names: Sequence[str], original: str) -> tuple
     return a, b
 
 
+def _status_basis(it: TaskItem, status: str) -> tuple[tuple[int, int], str] | None:
+    """The span that decided an item's status and the judgement's explanation: the assessed
+    figure, else the decisive words."""
+    for p in it.progress:
+        if p.status != status:
+            continue
+        a = p.assessment
+        if a is not None and a.status == status:
+            return (a.actual.start, a.actual.end), a.explanation
+        if p.status_cue is not None:
+            return (p.status_cue.start, p.status_cue.end), ""
+    return None
+
+
 def select_items(catalog: Catalog, p: Plan, store: Store | None = None) -> list[tuple[DocumentRecord, TaskItem]]:
     """Items matching the plan's record filters (leader, unit and roles, status, documents)."""
     if store is not None:
@@ -82,6 +96,14 @@ def records_answer(question: str, p: Plan, catalog: Catalog, store: Store | None
     citations, labels = [], []
     for n, (rec, it) in enumerate(items, start=1):
         original = catalog.texts.get(rec.doc_id)
+        basis = _status_basis(it, p.status) if p.status and original else None
+        if basis is not None:  # a status question: cite what decided it (the figure or the words)
+            span, why = basis
+            a, b = span
+            citations.append(Citation(n=n, doc_id=rec.doc_id, source_file=rec.source_file, start=a, end=b,
+                                      quote=original[a:b]))
+            labels.append(f"{_item_label(catalog, rec, it)}{f'（{why}）' if why else ''}[{n}]")
+            continue
         span = _assignment_span(it, names, original) if original else None
         if span is None and original is not None and it.task.spans:
             s = it.task.spans[0]
@@ -95,6 +117,8 @@ def records_answer(question: str, p: Plan, catalog: Catalog, store: Store | None
     how = "或".join(VOCAB.role(r)["label"] for r in p.roles) if p.roles else ("作为责任领导" if p.leader else "参与")
     docs = {rec.doc_id for rec, _ in items}
     where = "、".join(catalog.docs[d].place or d for d in sorted(docs))
+    if not who and p.status:
+        how = f"状态为“{VOCAB.status_label(p.status)}”"
     text = f"按结构化记录，{where}文件中{who}{how}的任务共{len(items)}项：" + "、".join(labels) + "。"
     return Answer(question=question, answer=text, refused=False, citations=citations)
 
