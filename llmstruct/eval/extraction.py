@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,12 +177,14 @@ class Tally:
 
     prf: dict[str, PRF] = field(default_factory=lambda: defaultdict(lambda: PRF(0, 0, 0)))
     rates: dict[str, Rate] = field(default_factory=lambda: defaultdict(lambda: Rate(0, 0)))
+    confusion: Counter = field(default_factory=Counter)  # (gold status, predicted status) -> entries
 
     def add(self, other: "Tally") -> None:
         for k, v in other.prf.items():
             self.prf[k] = self.prf[k] + v
         for k, v in other.rates.items():
             self.rates[k] = self.rates[k] + v
+        self.confusion.update(other.confusion)
 
 
 def _gold_indicators(anchor: Anchor, text: str):
@@ -281,6 +283,9 @@ def _score_progress(t: Tally, item: TaskItem | None, a: Anchor, gp, text: str) -
         got = best.reporting_unit.name if best is not None and best.reporting_unit else ""
         t.rates["progress_unit"] += Rate(int(bool(got) and norm_unit_name(got) == norm_unit_name(gp.unit)), 1)
     t.rates["status"] += Rate(int(best is not None and best.status == gp.status), 1)
+    if gp.status_cue is None:  # only the figures (or nothing) tell the status
+        t.rates["status_no_cue"] += Rate(int(best is not None and best.status == gp.status), 1)
+    t.confusion[(gp.status, (best.status if best is not None else None) or "none")] += 1
     if best is not None and best.status is not None:
         t.rates["status_when_stated"] += Rate(int(best.status == gp.status), 1)
     if gp.status_cue is not None:
@@ -335,6 +340,7 @@ def score_system(run: SystemRun, gold_items: list[GoldItem]) -> dict:
         "segmentation": _seg_dict(seg_total, seg_recall),
         "fields": {k: v.as_dict() for k, v in sorted(total.prf.items())},
         "checks": {k: v.as_dict() for k, v in sorted(total.rates.items())},
+        "status_confusion": [{"gold": g, "pred": p, "n": n} for (g, p), n in sorted(total.confusion.items())],
         "per_doc": {
             doc: {
                 "gold_items": seg_gold[doc].total,

@@ -22,7 +22,8 @@ FIELD_ROWS = (
 )
 CHECK_ROWS = (
     ("progress_found", "progress block found 进展段"), ("progress_unit", "progress unit 报送单位"),
-    ("status", "status 状态"), ("status_cue", "status cue 状态依据"), ("item_status", "item status 任务状态"),
+    ("status", "status 状态"), ("status_no_cue", "status, no verbal cue 无文字依据的状态"),
+    ("status_cue", "status cue 状态依据"), ("item_status", "item status 任务状态"),
     ("section_path", "section path 章节"), ("item_kind", "item kind 条目类型"),
 )
 ANSWER_ROWS = (
@@ -94,6 +95,13 @@ def to_markdown(result: dict, gate: list | None = None) -> str:
         lines += ["", "Checks (share of gold entries):", ""]
         lines += _md_table(["check"] + names, [[label] + [fmt(ext[n]["checks"].get(k, {}).get("rate")) for n in names]
                                                for k, label in CHECK_ROWS])
+        conf = ext[names[0]].get("status_confusion", [])
+        if conf:
+            golds = sorted({c["gold"] for c in conf})
+            preds = sorted({c["pred"] for c in conf})
+            cell = {(c["gold"], c["pred"]): c["n"] for c in conf}
+            lines += ["", f"Status confusion ({names[0]}; rows gold, columns predicted):", ""]
+            lines += _md_table(["gold \\ pred"] + preds, [[g] + [str(cell.get((g, p), "")) for p in preds] for g in golds])
         lines += ["", "Per document (segmentation recall / indicators F1 / units F1):", ""]
         docs = list(ext[names[0]]["per_doc"])
         lines += _md_table(["doc", "gold"] + names, [
