@@ -5,6 +5,7 @@ so they cannot disagree.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from dataclasses import asdict
@@ -255,6 +256,13 @@ def to_html(result: dict, gate: list | None = None) -> str:
             [k, _cell(v.get("seconds_per_item", v.get("seconds_per_query", v.get("seconds_per_question"))), pct=False),
              _cell(v.get("tokens_per_second"), pct=False),
              _cell(v.get("items", v.get("queries", v.get("questions"))), pct=False)] for k, v in sp.items()]))
+    shots = [Path(p) for p in result.get("screenshots", []) if Path(p).is_file()]
+    if shots:
+        out.append("<h2>Screenshots 截图</h2><p class=\"note\">From the browser tests (Chromium) of this checkout.</p>")
+        for shot in shots:
+            data = base64.b64encode(shot.read_bytes()).decode()
+            out.append(f"<figure><img alt=\"{_esc(shot.name)}\" style=\"max-width:100%\" src=\"data:image/png;base64,"
+                       f"{data}\"><figcaption>{_esc(shot.name)}</figcaption></figure>")
     out.append("<p class=\"note\">Every number on this page is in the JSON next to it.</p></body></html>")
     return "\n".join(out)
 
@@ -273,6 +281,13 @@ def _html_extraction(ext: dict) -> list[str]:
                          lambda f, s: ext[s]["fields"].get(f, {}).get("f1")))
     out.append(bar_chart("Checks 检查 (share of gold entries)", list(CHECK_ROWS), series,
                          lambda f, s: ext[s]["checks"].get(f, {}).get("rate")))
+    conf = ext[names[0]].get("status_confusion", [])
+    if conf:
+        golds, preds = sorted({c["gold"] for c in conf}), sorted({c["pred"] for c in conf})
+        cell = {(c["gold"], c["pred"]): c["n"] for c in conf}
+        out.append(f"<h3>Status confusion 状态混淆 ({_esc(names[0])}; rows gold 标注, columns predicted 预测)</h3>")
+        out.append(_table(["gold \\ pred"] + preds,
+                          [[g] + [f"<td>{cell.get((g, p), '')}</td>" for p in preds] for g in golds]))
     docs = list(ext[names[0]]["per_doc"])
     glabels = [(d, f"{d} ({ext[names[0]]['per_doc'][d]['gold_items']})") for d in docs]
     out.append(bar_chart("Segmentation recall per document 各文档条目召回", glabels, series,

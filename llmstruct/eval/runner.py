@@ -34,7 +34,7 @@ from llmstruct.answer import (
     retrieve,
     rule_plan,
 )
-from llmstruct.config import DEFAULT_BACKEND, DEFAULT_MODEL, DEFAULT_THREADS
+from llmstruct.config import DEFAULT_BACKEND, DEFAULT_MODEL, DEFAULT_THREADS, checkout_root
 from llmstruct.eval import gold as gold_mod
 from llmstruct.eval.answers import AnswerRun, score_answers
 from llmstruct.eval.extraction import (
@@ -237,6 +237,9 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
         sections.skip("answers", "suite has no questions")
     result["speed"] = speed_summary(result)
     result["sections"] = sections.status
+    root = checkout_root()
+    if root is not None:  # the browser tests' screenshots (the 进度 view, a citation), shown in the HTML report
+        result["screenshots"] = [str(p) for p in sorted((root / "tests" / "artifacts").glob("browser_*.png"))]
     b = backend_box.get("b")
     if b is not None and not isinstance(b, str):
         result["meta"]["model_id"] = b.model_id
