@@ -181,7 +181,7 @@ class TaskItem(Strict):
 
 
 class Region(Strict):
-    """Administrative region of the issuing government, filled from a Shandong gazetteer."""
+    """Administrative region of the issuing government, from its header and the national adcode table."""
 
     province: str | None = None
     city: str | None = None

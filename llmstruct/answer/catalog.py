@@ -79,11 +79,11 @@ class Catalog:
         """(name as it may be written, canonical place, level) longest first; level 3 = town."""
         names: dict[str, tuple[str, int]] = {}
         for d in self.docs.values():
-            for level, place in ((3, d.town), (2, d.county), (1, d.city)):
+            for level, place in ((3, d.town), (2, d.county), (1, d.city), (0, d.province)):
                 if not place:
                     continue
                 names.setdefault(place, (place, level))
-                short = re.sub(r"(街道|镇|乡|县|区|市)$", "", place)
+                short = re.sub(r"(?:壮族|回族|维吾尔)?(?:自治区|特别行政区)$|(街道|镇|乡|县|区|市|省)$", "", place)
                 if len(short) >= 2 and short != place:
                     names.setdefault(short, (place, level))
         return sorted(((n, p, lv) for n, (p, lv) in names.items()), key=lambda x: (-len(x[0]), -x[2]))
@@ -111,7 +111,7 @@ class Catalog:
         for place in places:
             exact = [d for d in self.docs.values() if d.place == place]
             if not exact:
-                exact = [d for d in self.docs.values() if place in (d.town, d.county, d.city)]
+                exact = [d for d in self.docs.values() if place in (d.town, d.county, d.city, d.province)]
             if years and len({d.period for d in exact}) > 1:
                 same = [d for d in exact if d.period in years]
                 exact = same or exact
