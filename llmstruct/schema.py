@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-SCHEMA_VERSION = "1.1"  # 1.1: on_track status, Progress.assessment
+SCHEMA_VERSION = "1.1"  # 1.1: on_track status, Progress.assessment, DocumentRecord.coverage
 
 
 class Strict(BaseModel):
@@ -217,6 +217,16 @@ class Provenance(Strict):
 DocId = Annotated[str, StringConstraints(min_length=1, max_length=80, pattern=r"^[^./\\\x00][^/\\\x00]*$")]
 
 
+class Coverage(Strict):
+    """How much of the report its items hold: figures (number with unit) and non-space
+    characters of its slice of the file, and how many of them lie inside some item."""
+
+    figures: int = Field(ge=0)
+    figures_in_items: int = Field(ge=0)
+    chars: int = Field(ge=0)
+    chars_in_items: int = Field(ge=0)
+
+
 class DocumentRecord(Strict):
     """One report: its metadata and its items. One JSON file per record."""
 
@@ -238,6 +248,7 @@ class DocumentRecord(Strict):
     period: str | None = Field(default=None, description="the year the report is about, e.g. 2021")
     items: list[TaskItem] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    coverage: Coverage | None = None
     provenance: Provenance
 
 

@@ -26,6 +26,7 @@ from llmstruct.app.review import review_dir
 from llmstruct.app.webapp import launch
 from llmstruct.app.wiring import backend_from_settings, store_from_settings
 from llmstruct.config import Settings, load_settings
+from llmstruct.structure.coverage import figure_share
 from llmstruct.errors import ConfigError, LlmstructError
 from llmstruct.eval.bench.answers import answer_benchmark
 from llmstruct.eval.bench.retrieval import retrieval_benchmark
@@ -148,12 +149,14 @@ def structure(
             err.print(f"warning: {rec.doc_id}: {w}", soft_wrap=True, markup=False, highlight=False, style="yellow")
     table = Table(title=f"{len(result.records)} reports from {len(files) - len(result.failures)}/{len(files)} files -> {out}"
                         f" in {result.seconds:.1f} s")
-    for col in ("doc_id", "type", "title", "items", "units", "indicators"):
+    for col in ("doc_id", "type", "title", "items", "units", "indicators", "figures in items"):
         table.add_column(col, overflow="fold")
     for rec in result.records:
         n_ind = sum(len(i.targets) + sum(len(p.indicators) for p in i.progress) for i in rec.items)
+        share = figure_share(rec.coverage) if rec.coverage else None
         table.add_row(rec.doc_id, rec.doc_type, (rec.title.name if rec.title else "")[:40], str(len(rec.items)),
-                      str(sum(len(i.units) for i in rec.items)), str(n_ind) if engine else "-")
+                      str(sum(len(i.units) for i in rec.items)), str(n_ind) if engine else "-",
+                      f"{share:.0%} of {rec.coverage.figures}" if share is not None and rec.coverage else "-")
     console.print(table)
     if result.items:
         asked = [r for r in result.items if r["source"] in ("model", "cache", "checkpoint")]

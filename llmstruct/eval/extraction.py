@@ -354,6 +354,9 @@ def score_system(run: SystemRun, gold_items: list[GoldItem]) -> dict:
         "grounding": grounding(run, [assigned[k] for k in sorted(assigned)]),
         "per_item": per_item,
         "truncation": truncation(run),
+        "coverage": {d: {"figures": r.coverage.figures, "in_items": r.coverage.figures_in_items,
+                         "rate": round(r.coverage.figures_in_items / r.coverage.figures, 4) if r.coverage.figures else None}
+                     for d, r in sorted(run.records.items()) if r.coverage is not None},
         "speed": speed(run),
         "notes": list(run.notes),
     }

@@ -103,6 +103,11 @@ def to_markdown(result: dict, gate: list | None = None) -> str:
             cell = {(c["gold"], c["pred"]): c["n"] for c in conf}
             lines += ["", f"Status confusion ({names[0]}; rows gold, columns predicted):", ""]
             lines += _md_table(["gold \\ pred"] + preds, [[g] + [str(cell.get((g, p), "")) for p in preds] for g in golds])
+        cov = ext[names[0]].get("coverage", {})
+        if cov:
+            lines += ["", f"Figure coverage ({names[0]}; share of each report's figures inside an item):", ""]
+            lines += _md_table(["doc", "figures", "in items", "share"],
+                               [[d, str(c["figures"]), str(c["in_items"]), fmt(c["rate"])] for d, c in cov.items()])
         lines += ["", "Per document (segmentation recall / indicators F1 / units F1):", ""]
         docs = list(ext[names[0]]["per_doc"])
         lines += _md_table(["doc", "gold"] + names, [

@@ -11,6 +11,7 @@ from llmstruct.atomic import write_json_atomic
 from llmstruct.errors import IngestError
 from llmstruct.ingest.source import SourceText, read_source
 from llmstruct.schema import DocumentRecord, Provenance
+from llmstruct.structure.coverage import coverage_warning, record_coverage
 from llmstruct.structure.labeling import rules_only
 from llmstruct.structure.layout import split_reports, unflatten
 from llmstruct.structure.metadata import extract_metadata
@@ -99,7 +100,12 @@ def structure_source(source: SourceText) -> Structured:
                 provenance=Provenance(method="rules", llmstruct_version=__version__),
             )
         )
-    return Structured(source=source, clean=nt, records=records)
+    with_coverage = []
+    for rec in records:
+        cov = record_coverage(rec, nt)
+        note = coverage_warning(cov)
+        with_coverage.append(rec.model_copy(update={"coverage": cov, "warnings": rec.warnings + ([note] if note else [])}))
+    return Structured(source=source, clean=nt, records=with_coverage)
 
 
 _UNSAFE_IN_ID = re.compile(r"[/\\\x00-\x1f]")
