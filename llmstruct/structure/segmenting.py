@@ -359,8 +359,8 @@ def segment_work_report(nt: NormText, start: int, end: int) -> list[RawItem]:
 
     A paragraph is a topic when its first sentence is a short title (at most 16
     characters) or when it opens with a numbered sub-heading (``（一）…。``) followed by its
-    text; the main-targets paragraph (主要预期目标) and review paragraphs dense with figures
-    are kept too, since staff ask about them.
+    text; the main-targets paragraph (主要预期目标) and review paragraphs that state a figure
+    are kept too, since staff ask about them (a figure outside every item is lost to them).
     """
     items: list[RawItem] = []
     part, l1, l2 = "", "", ""
@@ -420,6 +420,6 @@ def _paragraph_item(start: int, end: int, text: str, path: list[str], heading: s
         return RawItem(None, "topic", path, [(start, end)], heading=heading)
     if dot and 2 <= len(first) <= _TOPIC_MAX and not re.search(r"\d{3,}", first):
         return RawItem(None, "topic", path, [(start, end)], heading=first)
-    if len(_FIGURE.findall(text)) >= 3 and len(text) >= 80:
+    if len(_FIGURE.findall(text)) >= 1 and len(text) >= 60:
         return RawItem(None, "summary", path, [(start, end)])
     return None
