@@ -14,6 +14,7 @@ from llmstruct.answer.compose import (
     refused,
 )
 from llmstruct.answer.evidence import ranked_clauses
+from llmstruct.answer.from_metadata import metadata_answer
 from llmstruct.answer.from_records import assignment_answer, item_facts, records_answer
 from llmstruct.answer.grammar import answer_schema, grouped_schema
 from llmstruct.answer.passages import (
@@ -92,6 +93,10 @@ class Asker:
         p = self.plan(question, history)
         if filters:
             p = apply_filters(p, filters, self.catalog)
+        meta = metadata_answer(question, p, self.catalog)
+        if meta is not None:
+            yield StreamEvent("final", answer=meta, seconds=time.perf_counter() - t0)
+            return
         if p.intent in ("count", "list"):
             rec = records_answer(question, p, self.catalog, self.store)
             if rec is not None:
