@@ -12,6 +12,15 @@ from helpers import ARTIFACTS
 CHROMIUM = Path("/usr/bin/chromium")
 
 
+def _launch(pw):
+    """Debian's Chromium, headless, with the flags this closed network needs."""
+    return pw.chromium.launch(
+        executable_path=str(CHROMIUM),
+        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed (scripts/setup.sh installs it)")
 @pytest.mark.browser
@@ -22,11 +31,7 @@ def test_browser_asks_and_opens_a_citation(app_url):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
+        browser = _launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(app_url, wait_until="load")  # the status timer keeps the network busy: no "networkidle"
@@ -58,11 +63,7 @@ def test_browser_progress_view_lists_behind_tasks_and_marks_the_basis(app_url):
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
+        browser = _launch(pw)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             page.goto(app_url, wait_until="load")
