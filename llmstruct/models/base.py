@@ -30,6 +30,21 @@ class GenerationResult:
     truncated: bool
 
 
+class Waiting(str):
+    """An empty piece a stream may yield while its request waits for the model, so a page
+    can say so: ``ahead`` requests are before it (0: it is being prefilled when
+    ``started``), ``seconds`` since it was submitted. Adding it to the text changes nothing."""
+
+    ahead: int
+    seconds: float
+    started: bool
+
+    def __new__(cls, ahead: int, seconds: float, started: bool):
+        self = super().__new__(cls, "")
+        self.ahead, self.seconds, self.started = int(ahead), float(seconds), bool(started)
+        return self
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend does beyond the required calls, so callers need not probe for it.
@@ -81,7 +96,8 @@ class StructuredBackend(ABC):
 
     def generate_json_stream(self, prompt: str, schema: type[BaseModel], max_new_tokens: int,
                              prefix: str = "") -> Iterator[str]:
-        """Pieces of one constrained generation; without streaming, the whole output at once."""
+        """Pieces of one constrained generation; without streaming, the whole output at once.
+        A backend that queues requests may also yield :class:`Waiting` notes (empty strings)."""
         yield self.generate_json([prompt], schema, max_new_tokens)[0].text
 
     def warm_up(self) -> None:

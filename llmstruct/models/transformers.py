@@ -33,13 +33,14 @@ from pydantic import BaseModel
 
 from llmstruct.models.base import Capabilities, GenerationResult, StructuredBackend
 from llmstruct.models.provision import ModelError, force_offline
+from llmstruct.models.scheduler import STREAM_TIMEOUT_S
 from llmstruct.models.schema_json import compact_json_schema
 
 GRAMMARS = ("llguidance", "outlines_core")
 DEFAULT_GRAMMAR = "llguidance"
 GRAMMAR_CACHE = 64
 PREFIX_CACHE = 4
-STREAM_TIMEOUT_S = 300
+MAX_BATCH = 8
 
 
 class TransformersBackend(StructuredBackend):
@@ -49,8 +50,10 @@ class TransformersBackend(StructuredBackend):
     ``threads``: torch intra-op threads (process-wide setting).
     ``grammar``: ``"llguidance"`` (default) or ``"outlines_core"``.
     ``dtype``: ``"bfloat16"`` (default), ``"float32"`` or ``"float16"``.
+    ``max_batch``: streamed generations decoded together; more wait their turn.
 
-    Decoding is greedy. Concurrent calls from several threads are serialised by a lock.
+    Decoding is greedy. Concurrent streams share forward passes; other calls take the
+    model's lock in turn.
     """
 
     name = "transformers"
@@ -61,6 +64,7 @@ class TransformersBackend(StructuredBackend):
         threads: int = 2,
         grammar: str = DEFAULT_GRAMMAR,
         dtype: str = "bfloat16",
+        max_batch: int = MAX_BATCH,
     ):
         if grammar not in GRAMMARS:
             raise ModelError(f"unknown grammar backend {grammar!r}; use one of {', '.join(GRAMMARS)}")
@@ -74,12 +78,7 @@ class TransformersBackend(StructuredBackend):
         self.grammar = grammar
         self.threads = int(threads)
         self.dtype = dtype
-        self._lock = threading.Lock()
-        self._generators: dict[tuple[str, str], Any] = {}
-        self._prefixes: dict[str, Any] = {}
-        self.prefix_reuses = 0  # streamed generations that started from a prefilled prefix
-        self._cache_lock = threading.RLock()  # grammar caches; generation has its own lock
-        self._llg_backend: Any = None
+        self._init_state(max_batch)
 
         force_offline()
         try:
@@ -116,7 +115,8 @@ class TransformersBackend(StructuredBackend):
         self.tokenizer.padding_side = "left"
 
     @classmethod
-    def from_model(cls, model, tokenizer, *, threads: int = 2, grammar: str = DEFAULT_GRAMMAR, model_id: str = "custom"):
+    def from_model(cls, model, tokenizer, *, threads: int = 2, grammar: str = DEFAULT_GRAMMAR, model_id: str = "custom",
+                   max_batch: int = MAX_BATCH):
         """Wrap an already loaded model and tokenizer (tests, experiments)."""
         self = cls.__new__(cls)
         force_offline()
@@ -130,12 +130,7 @@ class TransformersBackend(StructuredBackend):
         self.grammar = grammar
         self.threads = int(threads)
         self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
-        self._lock = threading.Lock()
-        self._generators = {}
-        self._prefixes = {}
-        self.prefix_reuses = 0
-        self._cache_lock = threading.RLock()
-        self._llg_backend = None
+        self._init_state(max_batch)
         self._torch = torch
         self._outlines = outlines
         if self.threads > 0:
@@ -149,6 +144,16 @@ class TransformersBackend(StructuredBackend):
         return self
 
     # ------------------------------------------------------------------ setup
+
+    def _init_state(self, max_batch: int) -> None:
+        self.max_batch = int(max_batch)
+        self._lock = threading.Lock()  # the model: one forward pass at a time
+        self._generators: dict[tuple[str, str], Any] = {}
+        self._prefixes: dict[str, Any] = {}
+        self.prefix_reuses = 0  # streamed generations that started from a prefilled prefix
+        self._cache_lock = threading.RLock()  # grammar caches; generation has its own lock
+        self._llg_backend: Any = None
+        self._scheduler: Any = None
 
     def _setup_tokens(self) -> None:
         tok = self.tokenizer
@@ -253,19 +258,57 @@ class TransformersBackend(StructuredBackend):
     def generate_json_stream(self, prompt: str, schema: type[BaseModel], max_new_tokens: int,
                              prefix: str = "") -> Iterator[str]:
         """Text pieces of one constrained generation as they are decoded (the chat streams
-        them); same grammar, greedy decoding and lock as :meth:`generate_json`.
+        them); same grammar and greedy decoding as :meth:`generate_json`.
 
         ``prefix``: a start of ``prompt`` shared by many calls (system message and fixed
         instructions). Its key/value cache is computed once and reused, so only the rest of
         the prompt is prefilled: on CPU, prefill is most of the wait for the first token.
 
-        With llguidance, tokens the grammar forces (JSON keys, the rest of a quote once its
-        first tokens pick one of the admitted sentences) are fed to the model in one forward
-        pass instead of one pass each: the answer's fixed ``{"refuse":false,"statements":
-        [{"quote":"`` costs one pass, not ten.
+        With llguidance, concurrent streams are rows of one batch
+        (:class:`~llmstruct.models.scheduler.StreamScheduler`), and tokens the grammar
+        forces (JSON keys, the rest of a quote once its first tokens pick one of the
+        admitted sentences) are fed to the model in one forward pass instead of one each.
         """
         if prefix and not prompt.startswith(prefix):
             raise ValueError("prefix must be the start of prompt")
+        if self.grammar != "llguidance":
+            yield from self._locked_stream(prompt, schema, int(max_new_tokens), prefix)
+            return
+        import llguidance.torch as llt
+        from llguidance import LLMatcher
+
+        processor = self._generator(schema).logits_processor
+        matcher = LLMatcher(processor.llg_tokenizer, processor.grammar)
+        bitmask = llt.allocate_token_bitmask(1, processor.llg_tokenizer.vocab_size)
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        cache, cached = None, 0
+        if prefix:
+            with self._lock:
+                head, prefilled = self._prefix_cache(prefix)
+                n = len(head)
+                # reuse only when the prompt's own tokens start with the prefix's (the split
+                # falls on a token boundary) and something is left to feed
+                if len(ids) > n and ids[:n] == head:
+                    cache, cached = prefilled, n  # the scheduler copies it into the row's own cache
+                    self.prefix_reuses += 1
+        yield from self.scheduler.submit(ids[cached:], cache, matcher, bitmask, int(max_new_tokens))
+
+    @property
+    def scheduler(self):
+        """The batch every streamed llguidance generation joins, made on first use."""
+        with self._cache_lock:
+            if self._scheduler is None:
+                from llmstruct.models.scheduler import StreamScheduler
+
+                self._scheduler = StreamScheduler(self, max_batch=self.max_batch)
+            return self._scheduler
+
+    def _set_threads(self) -> None:
+        if self.threads > 0 and self._torch.get_num_threads() != self.threads:
+            self._torch.set_num_threads(self.threads)
+
+    def _locked_stream(self, prompt: str, schema: type[BaseModel], max_new_tokens: int, prefix: str) -> Iterator[str]:
+        """One stream at a time under the model's lock (outlines_core: one grammar per call)."""
         pieces: queue.Queue = queue.Queue()
         done = object()
         failure: list[BaseException] = []
@@ -276,23 +319,16 @@ class TransformersBackend(StructuredBackend):
                 with self._lock:
                     if cancel.is_set():
                         return
-                    torch = self._torch
-                    if self.threads > 0 and torch.get_num_threads() != self.threads:
-                        torch.set_num_threads(self.threads)
+                    self._set_threads()
                     ids = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)["input_ids"]
-                    cache, cached = None, 0
+                    cache = None
                     if prefix:
                         head, prefilled = self._prefix_cache(prefix)
-                        n = head.shape[1]
-                        # reuse only when the prompt's own tokens start with the prefix's
-                        # (the split falls on a token boundary) and something is left to feed
-                        if ids.shape[1] > n and torch.equal(ids[:, :n], head):
-                            cache, cached = copy.deepcopy(prefilled), n
+                        n = len(head)
+                        if ids.shape[1] > n and ids[0, :n].tolist() == head:
+                            cache = copy.deepcopy(prefilled)
                             self.prefix_reuses += 1
-                    if self.grammar == "llguidance":
-                        steps = self._forced_steps(ids[:, cached:], cache, schema, int(max_new_tokens), cancel)
-                    else:
-                        steps = self._generate_steps(ids, cache, schema, int(max_new_tokens), cancel)
+                    steps = self._generate_steps(ids, cache, schema, max_new_tokens, cancel)
                     try:
                         for piece in steps:
                             if cancel.is_set():
@@ -321,58 +357,6 @@ class TransformersBackend(StructuredBackend):
         worker.join()
         if failure:
             raise failure[0]
-
-    def _forced_steps(self, ids, cache, schema: type[BaseModel], max_new_tokens: int,
-                      cancel: threading.Event) -> Iterator[str]:
-        """Greedy decoding under an llguidance matcher, feeding forced tokens in one pass.
-        ``ids``: the prompt tokens not yet in ``cache``. Yields decoded text increments."""
-        import llguidance.torch as llt
-        from llguidance import LLMatcher
-        from transformers import DynamicCache
-
-        torch = self._torch
-        processor = self._generator(schema).logits_processor
-        matcher = LLMatcher(processor.llg_tokenizer, processor.grammar)
-        bitmask = llt.allocate_token_bitmask(1, processor.llg_tokenizer.vocab_size)
-        cache = cache if cache is not None else DynamicCache(config=self.model.config)
-        self.last_stream = stats = {"forward_passes": 0, "tokens": 0, "forced_tokens": 0}
-
-        def take_forced(limit: int) -> list[int]:
-            """The tokens the grammar forces next (at most ``limit``), consumed."""
-            forced = matcher.compute_ff_tokens()[:max(0, limit)]
-            if forced and not matcher.consume_tokens(forced):
-                raise ModelError(f"grammar rejected its own forced tokens: {matcher.get_error()}")
-            stats["forced_tokens"] += len(forced)
-            return forced
-
-        out: list[int] = take_forced(max_new_tokens)  # the output's forced start goes with the prompt
-        shown = ""
-        feed = torch.cat([ids, torch.tensor([out], dtype=torch.long)], dim=1) if out else ids
-        with torch.inference_mode():
-            while len(out) < max_new_tokens and not cancel.is_set():
-                logits = self.model(input_ids=feed, **{self._cache_kw: cache}, use_cache=True, logits_to_keep=1).logits[0, -1]
-                stats["forward_passes"] += 1
-                llt.fill_next_token_bitmask(matcher, bitmask, 0)
-                llt.apply_token_bitmask_inplace(logits, bitmask[0])
-                tok = int(torch.argmax(logits))
-                if tok in self.eos_token_ids:
-                    break
-                if not matcher.consume_token(tok):
-                    raise ModelError(f"grammar rejected a token it admitted: {matcher.get_error()}")
-                new = [tok] + ([] if matcher.is_stopped() else take_forced(max_new_tokens - len(out) - 1))
-                out += new
-                text = self.tokenizer.decode(out, skip_special_tokens=True)
-                if not text.endswith("\ufffd") and len(text) > len(shown):  # a character split across tokens waits
-                    yield text[len(shown):]
-                    shown = text
-                if matcher.is_stopped():
-                    break
-                feed = torch.tensor([new], dtype=torch.long)
-        stats["tokens"] = len(out)
-        stats["truncated"] = int(not matcher.is_stopped())
-        text = self.tokenizer.decode(out, skip_special_tokens=True)
-        if len(text) > len(shown):
-            yield text[len(shown):]
 
     def _generate_steps(self, ids, cache, schema: type[BaseModel], max_new_tokens: int,
                         cancel: threading.Event) -> Iterator[str]:
@@ -424,9 +408,11 @@ class TransformersBackend(StructuredBackend):
         and deep-copies the cache, since generation extends it in place."""
         hit = self._prefixes.pop(prefix, None)
         if hit is None:
-            ids = self.tokenizer([prefix], return_tensors="pt", add_special_tokens=False)["input_ids"]
+            ids = self.tokenizer.encode(prefix, add_special_tokens=False)
+            self._set_threads()
             with self._torch.inference_mode():
-                out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+                out = self.model(input_ids=self._torch.tensor([ids], dtype=self._torch.long), use_cache=True,
+                                 logits_to_keep=1)
                 hit = (ids, getattr(out, self._cache_kw))
         self._prefixes[prefix] = hit
         while len(self._prefixes) > PREFIX_CACHE:
@@ -455,8 +441,7 @@ class TransformersBackend(StructuredBackend):
         from transformers import LogitsProcessorList
 
         with self._lock:
-            if self.threads > 0 and torch.get_num_threads() != self.threads:
-                torch.set_num_threads(self.threads)
+            self._set_threads()
             enc = self.tokenizer(
                 list(prompts), return_tensors="pt", padding=True, add_special_tokens=False
             )

@@ -167,3 +167,31 @@ def test_a_stream_closed_early_frees_the_model(model_dir, grammar):
     b._lock.release()
     if grammar == "llguidance":
         assert b.last_stream["tokens"] < 400
+
+
+@pytest.mark.slow
+def test_concurrent_streams_share_steps_and_match_streams_alone(model_dir):
+    """Streams started together are rows of one batch (fewer batched steps than their
+    tokens), joining and leaving at different times, and each gives the text it gives
+    alone: the batch's padding never reaches a row's attention."""
+    import threading
+
+    b = tiny_random_backend(model_dir)
+    system = b.chat_prompt(SYSTEM, "§").split("§")[0]
+    prompts = [b.chat_prompt(SYSTEM, p) for p in PROMPTS] + [b.chat_prompt(SYSTEM, "随便说点什么，" * 30)]
+    budgets = [120, 40, 200, 80]
+    alone = ["".join(b.generate_json_stream(p, Tiny, n, prefix=system)) for p, n in zip(prompts, budgets)]
+    steps_alone = b.scheduler.steps
+    together: list[str] = [""] * len(prompts)
+
+    def ask(i: int) -> None:
+        together[i] = "".join(b.generate_json_stream(prompts[i], Tiny, budgets[i], prefix=system))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert together == alone
+    assert b.scheduler.max_rows_seen >= 2
+    assert b.scheduler.steps - steps_alone < steps_alone  # shared passes
