@@ -1,8 +1,18 @@
 """Start the web app: `python app.py` (the same as `llmstruct serve`).
 
-Binds to 127.0.0.1:7860 unless LLMSTRUCT_HOST / LLMSTRUCT_PORT say otherwise; set
-LLMSTRUCT_AUTH=user:password before exposing it beyond this machine (a non-loopback
-address without a login is refused unless LLMSTRUCT_OPEN_BIND=1).
+The address it binds to, highest first (the first one set wins, host and port each on
+their own):
+
+1. an explicit argument: `llmstruct serve --host H --port P`;
+2. LLMSTRUCT_HOST / LLMSTRUCT_PORT;
+3. GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, Gradio's own variables (blank = unset);
+4. `host` / `port` in the config file (LLMSTRUCT_CONFIG or ~/.config/llmstruct/config.toml);
+5. the default, 127.0.0.1:7860.
+
+So a deployment that sets only Gradio's variables gets the address it asked for, and
+LLMSTRUCT_* can still override it. Whichever of these set the host, a non-loopback
+address without a login is refused: set LLMSTRUCT_AUTH=user:password before exposing the
+app beyond this machine (or LLMSTRUCT_OPEN_BIND=1 to let anyone who can reach it in).
 """
 
 import sys

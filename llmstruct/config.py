@@ -1,14 +1,18 @@
 """One place for configuration: defaults that work offline, overridden by a TOML file and env.
 
 Precedence (lowest to highest): built-in defaults, one TOML file, environment variables
-``LLMSTRUCT_<FIELD>`` (upper case). The file is the one named explicitly (``--config PATH``,
-else ``LLMSTRUCT_CONFIG``), else ``$XDG_CONFIG_HOME/llmstruct/config.toml`` (default
-``~/.config/llmstruct/config.toml``) if it exists. Nothing is read from the working
-directory, so running in an untrusted folder cannot change the host, endpoint or limits.
-An explicit file that is missing, any file that is not valid TOML, an unknown key or a
-value of the wrong type is a ConfigError, so a typo is never silently ignored. Settings are
-read once, at the edge (the CLI, the web app), and passed into the library: no library
-module reads them itself.
+``LLMSTRUCT_<FIELD>`` (upper case). The web app's address also honours Gradio's own
+variables, as a layer between the file and ``LLMSTRUCT_*``: ``GRADIO_SERVER_NAME`` sets
+``host`` and ``GRADIO_SERVER_PORT`` sets ``port`` unless ``LLMSTRUCT_HOST`` /
+``LLMSTRUCT_PORT`` are set (a blank Gradio variable counts as unset); an address given as
+an argument (``llmstruct serve --host/--port``) beats them all. The file is the one named
+explicitly (``--config PATH``, else ``LLMSTRUCT_CONFIG``), else
+``$XDG_CONFIG_HOME/llmstruct/config.toml`` (default ``~/.config/llmstruct/config.toml``) if
+it exists. Nothing is read from the working directory, so running in an untrusted folder
+cannot change the host, endpoint or limits. An explicit file that is missing, any file that
+is not valid TOML, an unknown key or a value of the wrong type is a ConfigError, so a typo
+is never silently ignored. Settings are read once, at the edge (the CLI, the web app), and
+passed into the library: no library module reads them itself.
 """
 
 from __future__ import annotations
@@ -126,8 +130,14 @@ def _read_file(cfg: Path) -> dict[str, object]:
     return data
 
 
+# Gradio's environment variables for the address it serves on, read as our settings so that
+# a deployment that sets them (containers, Spaces) is not silently overridden by our defaults.
+GRADIO_ENV = {"host": "GRADIO_SERVER_NAME", "port": "GRADIO_SERVER_PORT"}
+
+
 def load_settings(env: Mapping[str, str] | None = None, config: Path | None = None) -> Settings:
-    """Settings from defaults, then the TOML file, then the environment (read now, not cached).
+    """Settings from defaults, then the TOML file, then the environment (read now, not cached):
+    ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT`` first, then ``LLMSTRUCT_<FIELD>``.
 
     ``config`` (the CLI's ``--config``) wins over ``LLMSTRUCT_CONFIG``; either must exist.
     """
@@ -140,6 +150,10 @@ def load_settings(env: Mapping[str, str] | None = None, config: Path | None = No
     if explicit is not None or cfg.is_file():
         for key, value in _read_file(cfg).items():
             values[key], sources[key] = value, str(cfg)
+    for key, name in GRADIO_ENV.items():  # Gradio's own names: above the file, below LLMSTRUCT_*
+        raw = env.get(name)
+        if raw is not None and raw.strip():
+            values[key], sources[key] = raw.strip(), name
     for f in fields(Settings):
         name = f"LLMSTRUCT_{f.name.upper()}"
         raw = env.get(name)
@@ -153,3 +167,11 @@ def load_settings(env: Mapping[str, str] | None = None, config: Path | None = No
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{sources[key]}: {key}: {_one_line(str(exc))}") from None
     return replace(Settings(), **clean)
+
+
+def serve_address(settings: Settings, host: str | None = None, port: int | None = None) -> tuple[str, int]:
+    """Where the web app binds: an explicit ``host`` / ``port`` (the CLI's ``serve --host/--port``),
+    else the settings, which already rank ``LLMSTRUCT_HOST/PORT`` > ``GRADIO_SERVER_NAME/PORT``
+    > the config file > 127.0.0.1:7860. The login check applies to the host returned here,
+    whichever of them set it."""
+    return (host or settings.host, port or settings.port)

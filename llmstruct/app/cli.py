@@ -29,6 +29,9 @@ from llmstruct.config import Settings, load_settings
 from llmstruct.structure.coverage import figure_share
 from llmstruct.errors import ConfigError, LlmstructError
 from llmstruct.eval.bench.answers import answer_benchmark
+from llmstruct.eval.bench.load import brief as load_brief
+from llmstruct.eval.bench.load import failures as load_failures
+from llmstruct.eval.bench.load import load_benchmark
 from llmstruct.eval.bench.retrieval import retrieval_benchmark
 from llmstruct.eval.bench.structure import (
     corpus_benchmark,
@@ -200,12 +203,35 @@ def bench(
     answers: Annotated[bool, typer.Option("--answers", help="Chat answers: time to first streamed content and "
                                           "to the final answer on gold questions (store indexed if empty)")] = False,
     per_type: Annotated[int, typer.Option(help="Gold questions per question type (--answers)")] = 3,
+    load: Annotated[Optional[int], typer.Option("--load", help="Load test: N concurrent chat sessions (1-64) of "
+                                                "distinct questions through the web app on loopback, after "
+                                                "--single questions alone; starts the app on a free loopback "
+                                                "port with the configured corpus unless --url")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="With --load: a running app on loopback "
+                                               "(http://127.0.0.1:PORT) instead of starting one")] = None,
+    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="With --load: the started app answers "
+                                                    "with this vllm serve URL (backend vllm)")] = None,
+    single: Annotated[int, typer.Option("--single", help="With --load: questions asked one at a time "
+                                        "before the concurrent wave (1-10)")] = 3,
+    timeout: Annotated[float, typer.Option("--timeout", help="With --load: limit per session, seconds")] = 900.0,
 ) -> None:
     """Print benchmark numbers as JSON: rules-only throughput; the model pass with --model;
-    the store with --retrieval; chat latency with --answers."""
+    the store with --retrieval; chat latency with --answers; many staff at once with --load.
+
+    With --load: exit 0 when every session got an answer, 1 when some did not, 2 when none
+    did or the app could not be started or made ready, 64 on usage errors (a non-loopback --url)."""
     if corpus and not model:
         _error("--corpus times the model pass: use it with --model")
         raise typer.Exit(EXIT_USAGE)
+    if load is None and (url is not None or endpoint is not None):
+        _error("--url and --endpoint go with --load N")
+        raise typer.Exit(EXIT_USAGE)
+    if load is not None:
+        if model or retrieval or answers:
+            _error("--load runs on its own: not with --model, --retrieval or --answers")
+            raise typer.Exit(EXIT_USAGE)
+        _bench_load(load, url, endpoint, single, timeout)
+        return
 
     if answers:
         try:
@@ -246,6 +272,29 @@ def bench(
         sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         return
     sys.stdout.write(json.dumps(rules_benchmark(files, repeat=repeat), ensure_ascii=False, indent=2) + "\n")
+
+
+def _bench_load(sessions: int, url: str | None, endpoint: str | None, single: int, timeout: float) -> None:
+    """``bench --load``: the summary as JSON on stdout, progress and failed sessions on stderr."""
+    def log(message: str) -> None:
+        err.print(message, markup=False, highlight=False, soft_wrap=True)
+
+    try:
+        summary = load_benchmark(sessions, url=url, endpoint=endpoint, settings=_settings(), single=single,
+                                 timeout=timeout, log=log)
+    except ConfigError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from None
+    except LlmstructError as exc:
+        _error(str(exc))
+        raise typer.Exit(EXIT_ALL_FAILED) from None
+    sys.stdout.write(json.dumps(load_brief(summary), ensure_ascii=False, indent=2) + "\n")
+    failed = load_failures(summary)
+    for line in failed:
+        _error(line)
+    if failed:
+        total = summary["sessions"] + summary["single_sessions"]
+        raise typer.Exit(EXIT_ALL_FAILED if len(failed) >= total else EXIT_SOME_FAILED)
 
 
 def _open_store_or_exit(store: Path | None, chroma_url: str | None, create: bool):
