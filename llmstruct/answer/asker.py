@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from llmstruct.answer.arithmetic import arithmetic_answer
 from llmstruct.answer.catalog import Catalog
 from llmstruct.answer.compose import (
     StreamEvent,
@@ -96,6 +97,10 @@ class Asker:
         meta = metadata_answer(question, p, self.catalog)
         if meta is not None:
             yield StreamEvent("final", answer=meta, seconds=time.perf_counter() - t0)
+            return
+        computed = arithmetic_answer(question, p, self.catalog)
+        if computed is not None:
+            yield StreamEvent("final", answer=computed, seconds=time.perf_counter() - t0)
             return
         if p.intent in ("count", "list"):
             rec = records_answer(question, p, self.catalog, self.store)
