@@ -9,7 +9,7 @@ from pathlib import Path
 from llmstruct.ingest.source import SUPPORTED_SUFFIXES
 
 # Files that travel with reports in a folder but are not reports: a corpus's own notes.
-NOT_REPORTS = frozenset({"readme", "sources", "license", "licence", "changelog", "notice", "authors", "contributing"})
+NOT_REPORTS = frozenset({"readme", "sources", "notes", "license", "licence", "changelog", "notice", "authors", "contributing"})
 
 
 def is_report_candidate(f: Path, suffixes: Iterable[str] = SUPPORTED_SUFFIXES) -> bool:
