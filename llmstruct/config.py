@@ -73,6 +73,8 @@ class Settings:
     chroma_url: str = ""
     max_file_mb: float = DEFAULT_MAX_FILE_MB
     threads: int = DEFAULT_THREADS
+    max_batch: int = 8  # chat answers the local model decodes together; more wait their turn
+    chat_sessions: int = 16  # chat questions the web app works on at once (the rest queue in Gradio)
     host: str = "127.0.0.1"
     port: int = 7860
     auth: str = ""  # "user:password" asks for a login in the web app (set it when not on loopback)

@@ -45,7 +45,7 @@ from llmstruct.answer.verification import (
     AnswerGroup,
     VerifyReport,
 )
-from llmstruct.models.base import StructuredBackend
+from llmstruct.models.base import StructuredBackend, Waiting
 from llmstruct.schema import Answer
 from llmstruct.store.store import Store
 
@@ -54,6 +54,13 @@ MIN_COVERAGE = 0.5
 # and only the last few turns of a conversation can be what a follow-up refers to.
 MAX_QUESTION_CHARS = 500
 MAX_HISTORY_TURNS = 6
+
+
+def waiting_text(w: Waiting, passages: int) -> str:
+    """What the page says while the model is busy with other questions or reading this one."""
+    if w.ahead:
+        return f"检索到 {passages} 段相关原文。排队中：前面还有 {w.ahead} 个问题（已等待 {w.seconds:.0f} 秒）…"
+    return f"检索到 {passages} 段相关原文，正在阅读并生成回答（已用 {w.seconds:.0f} 秒）…"
 
 
 @dataclass
@@ -154,6 +161,10 @@ class Asker:
             budget = self.max_new_tokens
         raw = ""
         for piece in self.backend.generate_json_stream(prompt, schema, budget, prefix=prefix):
+            if isinstance(piece, Waiting):
+                yield StreamEvent("status", text=waiting_text(piece, len(passages)), passages=tuple(hits),
+                                  seconds=time.perf_counter() - t0)
+                continue
             raw += piece
             draft = draft_text(raw)
             if draft:

@@ -135,6 +135,9 @@ class Engine:
             b = self.asker.backend
             cap = b.capabilities
             lines.append(f"- 模型：{b.model_id}；后端：{b.name}；约束解码：{cap.grammar}；线程：{cap.threads}")
+            load = b.load()
+            if load:
+                lines.append(f"- 正在生成：{load.get('decoding', 0)} 个回答；排队：{load.get('waiting', 0)} 个")
         else:
             lines.append(f"- 模型：{s.model}；后端：{s.backend}")
         if self.store is not None:
@@ -439,7 +442,9 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
                         box = gr.Textbox(placeholder="输入问题，例如：临沭县上半年一般公共预算收入是多少？", show_label=False,
                                          scale=5, elem_id="question")
                         send = gr.Button("发送", variant="primary", scale=1, elem_id="send")
-                    clear = gr.Button("清空对话", size="sm")
+                    with gr.Row():
+                        stop = gr.Button("停止生成", size="sm", elem_id="stop")
+                        clear = gr.Button("清空对话", size="sm")
                     with gr.Accordion("筛选条件", open=False):
                         with gr.Row():
                             f_region = gr.Dropdown(label="地区", choices=[], value=None, allow_custom_value=True)
@@ -487,8 +492,14 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
 
         outs = [chatbot, cites, answer_state, passage, record]
         ins = [box, chatbot, f_region, f_year, f_doc, f_unit, f_status]
-        send.click(ask_stream, ins, outs, api_name="chat").then(lambda: "", None, box, api_name=False)
-        box.submit(ask_stream, ins, outs, api_name=False).then(lambda: "", None, box, api_name=False)
+        # Chat questions run side by side (the model batches their answers); uploads and the
+        # other events keep the default of one at a time.
+        chat = dict(concurrency_limit=engine.settings.chat_sessions, concurrency_id="chat")
+        asked = send.click(ask_stream, ins, outs, api_name="chat", **chat)
+        asked.then(lambda: "", None, box, api_name=False)
+        submitted = box.submit(ask_stream, ins, outs, api_name=False, **chat)
+        submitted.then(lambda: "", None, box, api_name=False)
+        stop.click(None, None, None, cancels=[asked, submitted], api_name=False)
         clear.click(lambda: ([], gr.update(choices=[], value=None), None, "", {}), None, outs, api_name=False)
         cites.change(show_citation, [cites, answer_state], [passage, record], api_name="citation")
         refresh.click(refresh_filters, None, [f_region, f_year, f_doc, f_unit, f_status], api_name=False)
@@ -508,9 +519,10 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
         api_f = gr.Textbox(visible=False)
         api_out = gr.JSON(visible=False)
         api_btn = gr.Button(visible=False)
-        api_btn.click(ask_json, [api_q, api_h, api_f], api_out, api_name="ask")
+        api_btn.click(ask_json, [api_q, api_h, api_f], api_out, api_name="ask", **chat)
         status_btn = gr.Button(visible=False)
-        status_btn.click(lambda: {"ready": engine.ready, "error": engine.error, "steps": engine.steps[-5:]},
+        status_btn.click(lambda: {"ready": engine.ready, "error": engine.error, "steps": engine.steps[-5:],
+                                  "load": engine.asker.backend.load() if engine.asker and engine.asker.backend else {}},
                          None, gr.JSON(visible=False), api_name="status")
     demo.queue(default_concurrency_limit=1, max_size=64)
     demo.engine = engine  # type: ignore[attr-defined]

@@ -17,6 +17,8 @@ def backend_from_settings(settings: Settings, name: str | None = None, model: st
     endpoint = endpoint or settings.endpoint
     if endpoint and name.lower() == "vllm":
         kw.update(endpoint=endpoint, concurrency=workers)
+    elif name.lower() in ("transformers", "hf"):
+        kw.update(max_batch=settings.max_batch)
     return get_backend(name, model=model or settings.model, threads=settings.threads, cache_dir=settings.cache_dir,
                        **kw)
 

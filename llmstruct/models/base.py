@@ -100,6 +100,10 @@ class StructuredBackend(ABC):
         A backend that queues requests may also yield :class:`Waiting` notes (empty strings)."""
         yield self.generate_json([prompt], schema, max_new_tokens)[0].text
 
+    def load(self) -> dict[str, int]:
+        """Generations running and waiting now, for a status page ({} when not known)."""
+        return {}
+
     def warm_up(self) -> None:
         """Pay one-off start costs (grammar tables, first forward pass) before the first user."""
         self.generate_text([self.chat_prompt("", "你好")], 1)

@@ -71,6 +71,7 @@ class StreamScheduler:
         self._start_lock = threading.Lock()
         self.steps = 0  # batched decode steps run (tests and bench read these)
         self.max_rows_seen = 0
+        self.cancelled = 0  # rows dropped because their reader went away
         self.timings = {"prefill_seconds": 0.0, "prefill_tokens": 0, "step_seconds": 0.0, "step_rows": 0}
         use_rows_attention(backend.model)
 
@@ -116,9 +117,9 @@ class StreamScheduler:
         return waiting.index(row) if row in waiting else self._inbox.qsize()
 
     def load(self) -> dict:
-        """Rows decoding and requests waiting now (status panel, bench)."""
+        """Rows decoding and requests waiting now, and rows cancelled so far (status, tests)."""
         return {"decoding": len(self._batch), "waiting": len(self._waiting) + self._inbox.qsize()
-                + (self._prefilling is not None)}
+                + (self._prefilling is not None), "cancelled": self.cancelled}
 
     def _ensure_worker(self) -> None:
         with self._start_lock:
@@ -152,9 +153,15 @@ class StreamScheduler:
 
     def _finish_if_cancelled(self, row: _Row) -> bool:
         if row.cancel.is_set():
-            row.pieces.put(_DONE)
+            self._drop(row)
             return True
         return False
+
+    def _drop(self, row: _Row) -> None:
+        """A row whose reader went away: its place is free at once."""
+        self.cancelled += 1
+        row.cache = None
+        row.pieces.put(_DONE)
 
     def _admit(self) -> None:
         """Start the next waiting request's prefill when there is room in the batch."""
@@ -229,7 +236,7 @@ class StreamScheduler:
 
         torch = self.backend._torch
         if row.cancel.is_set():
-            row.pieces.put(_DONE)
+            self._drop(row)
             return False
         if len(row.out) >= row.max_new_tokens:
             return self._end(row, truncated=True)

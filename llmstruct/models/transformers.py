@@ -303,6 +303,9 @@ class TransformersBackend(StructuredBackend):
                 self._scheduler = StreamScheduler(self, max_batch=self.max_batch)
             return self._scheduler
 
+    def load(self) -> dict[str, int]:
+        return self._scheduler.load() if self._scheduler is not None else {"decoding": 0, "waiting": 0}
+
     def _set_threads(self) -> None:
         if self.threads > 0 and self._torch.get_num_threads() != self.threads:
             self._torch.set_num_threads(self.threads)

@@ -172,3 +172,38 @@ def test_export_folders_are_pruned(tmp_path):
     second = export_folder()
     assert second.parent == first.parent and second.is_dir()
     assert not first.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.model
+def test_a_cancelled_question_leaves_the_model(app_url):
+    """停止生成 (here the API's cancel) ends the question's generation: the model's batch
+    is empty again soon after, not when the answer would have ended."""
+    import time
+
+    from gradio_client import Client
+
+    asking = Client(app_url, verbose=False)
+    job = asking.submit("峄城区的智能化电动工具项目为什么没有推进？", [], None, None, None, None, None, api_name="/chat")
+    watcher = Client(app_url, verbose=False)
+    seen_busy = False
+    deadline = time.time() + 120
+    while time.time() < deadline and not job.done():
+        load = watcher.predict(api_name="/status").get("load", {})
+        if load.get("decoding") or load.get("waiting"):
+            seen_busy = True
+            break
+        time.sleep(0.2)
+    if not seen_busy:
+        pytest.skip("the answer finished before it could be cancelled")
+    before = load.get("cancelled", 0)
+    job.cancel()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        load = watcher.predict(api_name="/status").get("load", {})
+        if load.get("cancelled", 0) > before:
+            assert not load.get("decoding")
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the cancelled question was not dropped: {load}")
