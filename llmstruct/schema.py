@@ -294,6 +294,22 @@ RefusalCode = Literal[
 ]
 
 
+# What code computed: gap/change/difference (a − b), sum, share (a ÷ b × 100, to 0.1), rank, unit conversion.
+ComputationOp = Literal["difference", "sum", "share", "rank", "conversion"]
+
+
+class Computation(Strict):
+    """A number code derived for an answer, with its inputs: a number in no quote is allowed
+    only when its computation recomputes from operands found in the cited quotes."""
+
+    op: ComputationOp
+    inputs: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)  # the [n] quoting each operand, in order
+    operands: list[float] = Field(min_length=1)  # as used, after unit conversion
+    result: float  # rank: the first of the ranking
+    unit: str
+    formula: str  # as written in the answer, so a reader sees what was computed
+
+
 class Answer(Strict):
     """What ``llmstruct ask --json`` prints."""
 
@@ -302,6 +318,7 @@ class Answer(Strict):
     refused: bool
     citations: list[Citation] = Field(default_factory=list)
     refusal: RefusalCode | None = None
+    computations: list[Computation] = Field(default_factory=list)  # the numbers code derived, checkable
 
 
 def iter_spans(obj: object) -> Iterator[Span]:

@@ -11,10 +11,15 @@ only when the question names their places; a missing input is named, never guess
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from llmstruct.answer.catalog import Catalog
+from llmstruct.answer.computation import SCALE as _SCALE
+from llmstruct.answer.computation import fmt as _n
+from llmstruct.answer.computation import formula, ranking
+from llmstruct.answer.computation import share as _share
 from llmstruct.answer.planning import Plan
 from llmstruct.answer.terms import (
     _ASKS_PLAN,
@@ -26,7 +31,7 @@ from llmstruct.answer.terms import (
     simplify,
 )
 from llmstruct.answer.verification import periods
-from llmstruct.schema import Answer, Citation, Indicator
+from llmstruct.schema import Answer, Citation, Computation, ComputationOp, Indicator
 from llmstruct.structure.assessment import same_indicator
 from llmstruct.text.normalize import normalize
 from llmstruct.vocab import VOCAB
@@ -44,9 +49,6 @@ _OTHER_MEASURE = ("年均", "五年")  # 年均增长6% is a plan period's avera
 # qualifiers and time words say how or when a figure counts, not what it is about
 _NOISE = {"以上", "以下", "左右", "以内", "截至", "截止", "月末", "月底", "年初", "年底", "年末", "今年", "去年", "上年",
           "同期", "镇街"}
-_SCALE = {"万亿元": ("元", 10**12), "亿元": ("元", 10**8), "万元": ("元", 10**4), "亿美元": ("美元", 10**8),
-          "万美元": ("美元", 10**4), "万人": ("人", 10**4), "万人次": ("人次", 10**4), "万户": ("户", 10**4),
-          "万亩": ("亩", 10**4), "万平方米": ("平方米", 10**4), "万吨": ("吨", 10**4), "万千瓦": ("千瓦", 10**4)}
 _ACTUAL = ("actual", "forecast", "baseline")
 
 
@@ -74,11 +76,6 @@ class _Fig:
         return v, base, scale, self.ind.unit
 
 
-def _n(d: Decimal) -> str:
-    s = format(d.normalize(), "f")
-    return f"({s})" if d < 0 else s
-
-
 def _lcs(a: str, b: str) -> int:
     return next((k for k in range(len(a), 0, -1) if any(a[i:i + k] in b for i in range(len(a) - k + 1))), 0)
 
@@ -90,7 +87,10 @@ def _similar(a: str, b: str) -> float:
     return 2 * len(x & y) / (len(x) + len(y)) if x and y else 0.0
 
 
-def _common(figs: list[_Fig]) -> tuple[list[Decimal], str, str] | str:
+_Conv = tuple[_Fig, Decimal, str, Decimal]  # a figure, its value and unit as printed, the value converted
+
+
+def _common(figs: list[_Fig]) -> tuple[list[Decimal], str, list[_Conv]] | str:
     """The values in the finest of their units, that unit and the conversions; or why not."""
     vals = [f.value for f in figs]
     if len({v[1] for v in vals}) > 1:
@@ -98,7 +98,7 @@ def _common(figs: list[_Fig]) -> tuple[list[Decimal], str, str] | str:
     scale = min(v[2] for v in vals)
     unit = next(v[3] for v in vals if v[2] == scale)
     out = [v[0] * v[2] / scale for v in vals]
-    return out, unit, "".join(f"；{_n(v[0])}{v[3]} = {_n(o)}{unit}" for v, o in zip(vals, out) if v[2] != scale)
+    return out, unit, [(f, v[0], v[3], o) for f, v, o in zip(figs, vals, out) if v[2] != scale]
 
 
 class _Work:
@@ -106,6 +106,7 @@ class _Work:
 
     def __init__(self, q: str, catalog: Catalog):
         self.q, self.catalog, self.citations = q, catalog, []
+        self.computations: list[Computation] = []
         self.terms = self.terms_of(q)
         self.rate, self.plan = bool(_WANTS_RATE.search(q)), bool(_ASKS_PLAN.search(q))
         self.periods = periods(re.sub(r"全年|年度|年内", "", q))  # 全年目标 names the target, not a period
@@ -142,15 +143,34 @@ class _Work:
         scored = [(k, f) for k, f in scored if k[0] >= 2 and 2 * k[0] >= sum(map(len, terms))]
         return max(scored, key=lambda x: x[0])[1] if scored else None
 
-    def say(self, f: _Fig, where: bool = False) -> str:
-        """The figure's words as quoted, cited once at its span."""
+    def cite(self, f: _Fig) -> int:
+        """The figure's citation number, citing it once at its span."""
         s, rec = f.ind.evidence, self.catalog.records[f.doc_id]
         n = next((c.n for c in self.citations if (c.doc_id, c.start, c.end) == (f.doc_id, s.start, s.end)), None)
         if n is None:
             n = len(self.citations) + 1
             self.citations.append(Citation(n=n, doc_id=f.doc_id, source_file=rec.source_file, start=s.start,
                                            end=s.end, quote=self.catalog.texts[f.doc_id][s.start:s.end]))
-        return f"{self.label(f.doc_id) if where else ''}“{compact(normalize(s.text)[0].text)}”[{n}]"
+        return n
+
+    def say(self, f: _Fig, where: bool = False) -> str:
+        """The figure's words as quoted, cited once at its span."""
+        n = self.cite(f)
+        return f"{self.label(f.doc_id) if where else ''}“{compact(normalize(f.ind.evidence.text)[0].text)}”[{n}]"
+
+    def computed(self, op: ComputationOp, figs: Sequence[_Fig], operands: Sequence[Decimal], result: Decimal,
+                 unit: str, text: str | None = None) -> str:
+        """The formula's text, its computation recorded with the figures' citations (the eval checks it)."""
+        text = formula(op, operands, result, unit) if text is None else text
+        self.computations.append(Computation(op=op, inputs=[self.cite(f) for f in figs],
+                                             operands=[float(o) for o in operands], result=float(result),
+                                             unit=unit, formula=text))
+        return text
+
+    def notes(self, convs: list[_Conv], unit: str) -> str:
+        """The unit conversions, each written and recorded (10.1亿元 = 101000万元)."""
+        return "".join("；" + self.computed("conversion", [f], [v], o, unit, formula("conversion", [v], o, unit, u))
+                       for f, v, u, o in convs)
 
     def label(self, doc_id: str) -> str:
         return self.catalog.docs[doc_id].label
@@ -168,18 +188,18 @@ def _gap(w: _Work, doc_id: str, share: bool) -> str | None:
     if not done:
         return f"目标{w.say(t)}；未找到：{w.label(doc_id)}中{t.ind.name}的完成数。"
     a = max(done, key=lambda f: (_similar(t.name, f.name), f.ind.kind == "actual"))
-    (tv, av), unit, notes = _common([t, a])  # type: ignore[misc]
+    (tv, av), unit, convs = _common([t, a])  # type: ignore[misc]
     if tv <= 0 or t.ind.qualifier == "at_most" or (share and t.value[1] in ("增速", "%", "个百分点")):
         return None  # a ceiling, a fall or a rate: no share or gap to compute; the text may state one
     head = f"目标{w.say(t)}，{'完成' if a.ind.kind == 'actual' else '预计完成'}{w.say(a)}"
     if share:
-        r = (av / tv * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
-        return f"{head}；完成比例 = {_n(av)} ÷ {_n(tv)} = {_n(r)}%{notes}。"
+        done = w.computed("share", [a, t], [av, tv], _share(av, tv), "%")
+        return f"{head}；完成比例 = {done}{w.notes(convs, unit)}。"
     u = "个百分点" if unit == "%" else unit
     if av >= tv:
-        return f"{head}；已超出目标：超出 = {_n(av)} − {_n(tv)} = {_n(av - tv)}{u}{notes}。"
+        return f"{head}；已超出目标：超出 = {w.computed('difference', [a, t], [av, tv], av - tv, u)}{w.notes(convs, unit)}。"
     least = "（目标为“以上”，至少还差这么多）" if t.ind.qualifier == "at_least" else ""
-    return f"{head}；还差 = {_n(tv)} − {_n(av)} = {_n(tv - av)}{u}{least}{notes}。"
+    return f"{head}；还差 = {w.computed('difference', [t, a], [tv, av], tv - av, u)}{least}{w.notes(convs, unit)}。"
 
 
 def _change(w: _Work, doc_id: str) -> str | None:
@@ -197,9 +217,10 @@ def _change(w: _Work, doc_id: str) -> str | None:
     if f is None:
         return None
     g = next(g for x, g in pairs if x is f)
-    (fv, gv), unit, notes = _common([f, g])  # type: ignore[misc]
-    word, a, b = ("增加", gv, fv) if gv >= fv else ("减少", fv, gv)
-    return f"由{w.say(f)}到{w.say(g)}：{word} = {_n(a)} − {_n(b)} = {_n(a - b)}{unit}{notes}。"
+    (fv, gv), unit, convs = _common([f, g])  # type: ignore[misc]
+    word, (x, a), (y, b) = ("增加", (g, gv), (f, fv)) if gv >= fv else ("减少", (f, fv), (g, gv))
+    said = f"由{w.say(f)}到{w.say(g)}"
+    return f"{said}：{word} = {w.computed('difference', [x, y], [a, b], a - b, unit)}{w.notes(convs, unit)}。"
 
 
 def _combine(w: _Work, mode: str, figs: list[_Fig], labels: list[str]) -> str:
@@ -207,21 +228,22 @@ def _combine(w: _Work, mode: str, figs: list[_Fig], labels: list[str]) -> str:
     got = _common(figs)
     if isinstance(got, str):
         return got + "。"
-    vals, unit, notes = got
+    vals, unit, convs = got
     if mode == "sum":
-        return f"合计 = {' + '.join(_n(v) for v in vals)} = {_n(sum(vals))}{unit}{notes}。"
+        return f"合计 = {w.computed('sum', figs, vals, sum(vals, Decimal(0)), unit)}{w.notes(convs, unit)}。"
     low, hi, lo = bool(_LOW.search(w.q)), max(vals), min(vals)
     if mode == "diff" or len(vals) == 2:
         if hi == lo:
-            return f"两者相同（{_n(hi)}{unit}）{notes}。"
+            return f"两者相同（{_n(hi)}{unit}）{w.notes(convs, unit)}。"
         which = f"{labels[vals.index(lo)]}较低" if low and mode == "rank" else f"{labels[vals.index(hi)]}较高"
-        return f"相差 = {_n(hi)} − {_n(lo)} = {_n(hi - lo)}{'个百分点' if unit == '%' else unit}，{which}{notes}。"
-    order = sorted(range(len(vals)), key=lambda i: vals[i], reverse=not low)
-    top = [labels[i] for i in order if vals[i] == vals[order[0]]]
-    ranked = f"{labels[order[0]]} {_n(vals[order[0]])}" + "".join(
-        f"{' = ' if vals[i] == vals[j] else (' < ' if low else ' > ')}{labels[i]} {_n(vals[i])}"
-        for j, i in zip(order, order[1:]))
-    return f"{'、'.join(top)}{'最低' if low else '最高'}（{_n(vals[order[0]])}{unit}）；排序：{ranked}（{unit}）{notes}。"
+        i, j = vals.index(hi), vals.index(lo)
+        diff = w.computed("difference", [figs[i], figs[j]], [hi, lo], hi - lo, "个百分点" if unit == "%" else unit)
+        return f"相差 = {diff}，{which}{w.notes(convs, unit)}。"
+    order, ranked = ranking(labels, vals, low)
+    first = vals[order[0]]
+    top = [labels[i] for i in order if vals[i] == first]
+    w.computed("rank", [figs[i] for i in order], [vals[i] for i in order], first, unit, ranked)
+    return f"{'、'.join(top)}{'最低' if low else '最高'}（{_n(first)}{unit}）；排序：{ranked}（{unit}）{w.notes(convs, unit)}。"
 
 
 def _within(w: _Work, mode: str, doc_id: str, bare: str) -> str | None:
@@ -297,7 +319,7 @@ def arithmetic_answer(question: str, p: Plan, catalog: Catalog) -> Answer | None
     if not w.citations:
         return None
     text = "按结构化记录计算：" + "\n".join(lines) + (f"\n未找到：{'；'.join(gaps)}。" if gaps else "")
-    return Answer(question=question, answer=text, refused=False, citations=w.citations)
+    return Answer(question=question, answer=text, refused=False, citations=w.citations, computations=w.computations)
 
 
 __all__ = ["arithmetic_answer"]

@@ -4,7 +4,8 @@ Correctness is read from the gold answer keys (every key must appear in the answ
 Traditional→Simplified and with white space removed); refusals are scored both ways (an
 unanswerable question must be refused, an answerable one must not); citations are judged
 by where they point, not by what they say: a citation is relevant when its span overlaps a
-gold support quote in the same file.
+gold support quote in the same file. A number is supported when a cited quote or the question
+holds it, or when code computed it and the computation checks (``llmstruct.answer.computation``).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+from llmstruct.answer.computation import exact, verify
 from llmstruct.eval.gold import QUESTION_TYPES, GoldQuestion
 from llmstruct.eval.matching import Rate, find_all, norm, numbers_in, overlap, rnd
 from llmstruct.schema import Answer
@@ -50,15 +53,26 @@ def _relevant(c, spans: list[tuple[str, list[tuple[int, int]]]]) -> bool:
 
 
 def unsupported_numbers(q: GoldQuestion, a: Answer) -> tuple[int, int]:
-    """(numbers in the answer not in any cited quote nor in the question, numbers in the answer).
-    Citation marks ([1], [2]) are not numbers of the answer."""
+    """(numbers in the answer not in any cited quote nor in the question nor computed, numbers in
+    the answer). Citation marks ([1], [2]) are not numbers of the answer. A computed number (2436
+    of 5500 − 3064, 101000 of 10.1亿元) is supported exactly when it is the result or an operand of
+    a computation that checks; the numbers of one that fails are unsupported even where quoted,
+    since the answer derives something wrong from them."""
     nums = numbers_in(_CITE_MARK.sub("", a.answer))
     if not nums:
         return 0, 0
     allowed = set(numbers_in(q.question))
     for c in a.citations:
         allowed.update(numbers_in(c.quote))
-    return sum(1 for n in nums if n not in allowed), len(nums)
+    computed: set[Decimal] = set()
+    failed: set[Decimal] = set()
+    for comp, problems in verify(a):  # signs aside: 5 − (-4.7) writes the number 4.7
+        (failed if problems else computed).update(abs(exact(x)) for x in (*comp.operands, comp.result))
+
+    def supported(n: str) -> bool:
+        v = Decimal(n)
+        return v not in failed and (n in allowed or v in computed)
+    return sum(1 for n in nums if not supported(n)), len(nums)
 
 
 def score_answers(run: AnswerRun, questions: list[GoldQuestion], texts: dict[str, str]) -> dict:

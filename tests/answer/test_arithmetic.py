@@ -1,17 +1,21 @@
 """Arithmetic answered by code from cited figures of the seeds' records: each result with its
-formula, every input cited at its exact span, missing inputs named, no model."""
+formula, every input cited at its exact span, missing inputs named, no model; every computed
+number is recorded as a computation that checks against the quotes."""
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 from helpers import seed_text
 
 from llmstruct.answer.arithmetic import arithmetic_answer
 from llmstruct.answer.asker import Asker
+from llmstruct.answer.computation import check_computations, exact
 from llmstruct.answer.planning import rule_plan
 from llmstruct.answer.terms import numbers_in
+from llmstruct.schema import Answer, Computation
 
 LINSHU, YICHENG, TANCHENG = "000_5c1aadecc78db95a", "003_2daf1169395244c2", "002_64fd41ca82a7d87d"
 
@@ -21,19 +25,25 @@ def ask(catalog, q):
 
 
 def assert_grounded(catalog, q, a):
-    """Every citation is the source text at its span, from a document the question names, and
-    every number of the answer is quoted, in the question or a document's name, or the result
-    of a formula (after ``=``): a computed number appears only where code derived it."""
+    """Every citation is the source text at its span, from a document the question names, its
+    computations check (formula in the answer, operands in the quotes cited, result recomputed),
+    and every number of the answer is quoted, in the question or a document's name, or an
+    operand or result of a computation: a computed number appears only where code derived it."""
     assert a is not None and not a.refused and a.citations
     named = set(rule_plan(q, catalog=catalog).doc_ids)
     for c in a.citations:
         assert seed_text(c.source_file)[c.start:c.end] == c.quote
         assert c.doc_id in named
+    assert check_computations(a) == []
+    assert all(c.formula in a.answer for c in a.computations)
     allowed = set(numbers_in(q)) | {n for c in a.citations for n in numbers_in(c.quote)}
     allowed |= {n for d in catalog.docs.values() for n in numbers_in(d.label)}
+    computed = {abs(exact(x)) for c in a.computations for x in (*c.operands, c.result)}
     text = re.sub(r"\[\d+\]", "", a.answer)
     for n in numbers_in(text):
-        assert n in allowed or re.search(rf"= {re.escape(n)}(?![\d.])", text), (n, a.answer)
+        assert n in allowed or Decimal(n) in computed, (n, a.answer)
+    if " = " in text:
+        assert a.computations  # a formula written is a formula recorded
 
 
 def test_gap_to_target_is_target_minus_actual_of_one_item(catalog):
@@ -43,6 +53,8 @@ def test_gap_to_target_is_target_minus_actual_of_one_item(catalog):
     assert "还差 = 5500 − 3064 = 2436人" in a.answer and "至少" in a.answer  # 5500人以上
     assert [c.quote for c in a.citations] == ["年内新增城镇就业 5500 人以上", "城镇新增就业 3064 人"]
     assert "临沭县2021年" in a.answer  # the document the inputs come from
+    assert a.computations == [Computation(op="difference", inputs=[1, 2], operands=[5500, 3064], result=2436,
+                                          unit="人", formula="5500 − 3064 = 2436人")]
 
 
 def test_a_stock_does_not_answer_an_increment_target(catalog):
@@ -58,6 +70,8 @@ def test_completion_share_and_a_target_exceeded(catalog):
     a = ask(catalog, q)
     assert_grounded(catalog, q, a)
     assert "完成比例 = 1090.2 ÷ 2000 = 54.5%" in a.answer
+    (c,) = a.computations
+    assert (c.op, c.inputs, c.operands, c.result, c.unit) == ("share", [2, 1], [1090.2, 2000], 54.5, "%")  # part, whole
     q = "峄城区新招引过亿元项目的目标是20个以上，1-9月实际引进了多少个，超出目标几个？"
     a = ask(catalog, q)
     assert_grounded(catalog, q, a)
@@ -69,6 +83,7 @@ def test_rate_against_rate_target_is_in_percentage_points(catalog):
     a = ask(catalog, q)
     assert_grounded(catalog, q, a)
     assert "还差 = 5 − (-4.7) = 9.7个百分点" in a.answer  # 同比下降4.7% against 增长5%左右
+    assert [(c.operands, c.unit) for c in a.computations] == [([5, -4.7], "个百分点")]
 
 
 def test_difference_of_two_named_indicators_of_one_document(catalog):
@@ -101,6 +116,9 @@ def test_places_compared_with_units_converted_and_each_document_named(catalog):
     assert {c.doc_id for c in a.citations} == {LINSHU, YICHENG}
     assert "临沭县2021年" in a.answer and "峄城区2021年" in a.answer
     assert "11530" not in a.answer  # 坛山街道's own line is not the district's figure
+    assert {(c.op, tuple(c.inputs), tuple(c.operands), c.result, c.formula) for c in a.computations} == {
+        ("difference", (1, 2), (101000, 91189), 9811, "101000 − 91189 = 9811万元"),
+        ("conversion", (1,), (10.1,), 101000, "10.1亿元 = 101000万元")}  # 101000 is 10.1 of quote [1], converted
 
 
 def test_ranking_across_places_names_the_place_without_the_figure(catalog):
@@ -120,6 +138,10 @@ def test_ranking_within_a_document_by_reporting_unit(catalog):
     assert "阴平镇最高（13100万元）" in a.answer and "1.31亿元 = 13100万元" in a.answer
     assert "阴平镇 13100 > 坛山街道 11530 > 榴园镇 2978 > 古邵镇 2887 > 底阁镇 2009" in a.answer
     assert "区财政局" not in a.answer and "91189" not in a.answer  # the district's total is no town
+    rank = next(c for c in a.computations if c.op == "rank")
+    assert rank.result == 13100 and rank.operands == [13100, 11530, 2978, 2887, 2009]
+    assert "1.31" in a.citations[rank.inputs[0] - 1].quote and "11530" in a.citations[rank.inputs[1] - 1].quote
+    assert rank.formula == "阴平镇 13100 > 坛山街道 11530 > 榴园镇 2978 > 古邵镇 2887 > 底阁镇 2009"
 
 
 def test_two_documents_of_different_years_are_flagged(catalog):
@@ -138,7 +160,7 @@ def test_a_missing_input_is_named_not_guessed(catalog, q, gap):
     a = ask(catalog, q)
     assert_grounded(catalog, q, a)
     assert "未找到：" in a.answer and gap in a.answer
-    assert " = " not in a.answer  # nothing computed
+    assert " = " not in a.answer and a.computations == []  # nothing computed
     assert "8021" not in a.answer and "3064" not in a.answer and "5500" not in a.answer
 
 
@@ -166,3 +188,12 @@ def test_questions_the_path_leaves_to_the_others(catalog, q):
 def test_the_asker_answers_arithmetic_without_a_model(catalog):
     a = Asker(catalog, None).ask("临沭县引进高端人才完成了几成？")
     assert not a.refused and "完成比例 = 34 ÷ 80 = 42.5%" in a.answer and len(a.citations) == 2
+    assert check_computations(a) == [] and [c.result for c in a.computations] == [42.5]
+
+
+def test_an_answer_without_computations_still_reads():
+    """Other answer paths and JSON written before computations were recorded stay valid."""
+    a = Answer.model_validate({"question": "q", "answer": "a", "refused": False})
+    assert a.computations == [] and check_computations(a) == []
+    with pytest.raises(ValueError):
+        Computation(op="product", inputs=[1], operands=[1], result=1, unit="", formula="")
