@@ -6,6 +6,7 @@ pyproject.toml); fixtures live in the conftest files beside the tests that use t
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,3 +99,44 @@ def seed_text(source_file: str) -> str:
     from llmstruct.ingest.source import read_source
 
     return read_source(SEEDS / source_file).text
+
+
+@contextlib.contextmanager
+def chroma_server_running(data: Path):
+    """A `chroma run` subprocess on a free loopback port, stopped on exit; yields its URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import pytest
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    chroma = Path(sys.executable).with_name("chroma")
+    log_path = data / "chroma-server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(chroma), "run", "--path", str(data / "chroma-db"), "--host", "127.0.0.1",
+                                 "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"chroma run did not start: {log_path.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -160,7 +160,8 @@ def catalog_from_store(store: Store, folders: Sequence[Path]) -> Catalog:
     A source found there that cannot be read, or whose sha256 is not the one it was
     structured from, would shift or break every citation: its documents are left out and
     listed in ``Catalog.unavailable`` with the reason, and the rest serve. A source not
-    found (indexed from another folder) keeps its records, served from the store's passages.
+    found there (indexed from another folder or by another process) is served from the
+    store's copy of its text, or, in stores older than that copy, from its passages.
     """
     records = list(store.records())
     by_name: dict[str, Path] = {}
@@ -171,10 +172,13 @@ def catalog_from_store(store: Store, folders: Sequence[Path]) -> Catalog:
                     by_name.setdefault(f.name, f)
     sources: dict[Path, SourceText | str] = {}
     kept, texts, unavailable = [], {}, {}
+    held = store.source_texts(r.source_sha256 for r in records if Path(r.source_file).name not in by_name)
     for r in records:
         path = by_name.get(Path(r.source_file).name)
-        if path is None:  # indexed from another folder: served from the store's own passages
+        if path is None:  # indexed elsewhere (another folder, another app process): the store's copy
             kept.append(r)
+            if r.source_sha256 in held:
+                texts[r.doc_id] = held[r.source_sha256]
             continue
         if path not in sources:
             try:

@@ -38,15 +38,20 @@ def index_logged(store: Store, paths: Sequence[Path], log: Callable[[str], None]
         log(f"索引失败：{e}")
 
 
+def source_folders(settings: Settings) -> list[Path]:
+    """Where this process finds source files on its own disk (the store holds the rest)."""
+    return [settings.seeds_dir, settings.data_dir / "uploads"]
+
+
 def open_corpus(settings: Settings, log: Callable[[str], None] = print,
                 index_if_empty: bool = True) -> tuple[Catalog, Store]:
     """The catalog and the store, with ``seeds/`` indexed into an empty store when
     ``index_if_empty``."""
-    seeds_dir, uploads = settings.seeds_dir, settings.data_dir / "uploads"
+    seeds_dir = settings.seeds_dir
     store = store_from_settings(settings)
     if not store_counts(store).get("documents") and index_if_empty:
         log(f"首次启动：正在为 {seeds_dir} 建立索引（结构化并向量化，约需数分钟）…")
         index_logged(store, [seeds_dir], log, sources_dir=seeds_dir)
-    catalog = catalog_from_store(store, [seeds_dir, uploads])
+    catalog = catalog_from_store(store, source_folders(settings))
     log(f"文件库：{len(catalog.records)} 份报告")
     return catalog, store

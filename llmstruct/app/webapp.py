@@ -28,9 +28,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any, get_args  # noqa: E402
 
 from llmstruct.answer.asker import Asker  # noqa: E402
-from llmstruct.answer.catalog import Catalog  # noqa: E402
+from llmstruct.answer.catalog import Catalog, catalog_from_store  # noqa: E402
 from llmstruct.answer.refusal import REFUSAL  # noqa: E402
-from llmstruct.app.corpus import open_corpus, store_counts  # noqa: E402
+from llmstruct.app.corpus import open_corpus, source_folders, store_counts  # noqa: E402
 from llmstruct.app.exports import export_folder, write_table  # noqa: E402
 from llmstruct.app.progress import DEFAULT_STATUSES, basis_html, export_rows, progress_rows, rows_html  # noqa: E402
 from llmstruct.app.uploads import UploadOutcome, add_upload  # noqa: E402
@@ -75,6 +75,7 @@ class Engine:
     ready: bool = False
     error: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    generation: int | None = None  # the store's write count the catalog was read at
 
     def log(self, message: str) -> None:
         self.steps.append(f"{time.strftime('%H:%M:%S')} {message}")
@@ -102,7 +103,22 @@ class Engine:
             self.log(f"准备失败：{self.error}")
 
     def _open_corpus(self) -> tuple[Catalog, Any]:
-        return open_corpus(self.settings, self.log)
+        catalog, store = open_corpus(self.settings, self.log)
+        self.generation = store.generation()
+        return catalog, store
+
+    def refresh(self) -> None:
+        """Take up what another app process indexed or removed in a shared store since the
+        catalog was read (one cheap call when nothing changed)."""
+        if self.store is None or self.asker is None:
+            return
+        gen = self.store.generation()
+        if gen == self.generation:
+            return
+        with self.lock:
+            if gen != self.generation:
+                self.asker.catalog = catalog_from_store(self.store, source_folders(self.settings))
+                self.generation = gen
 
     # ------------------------------------------------------------------ uploads
 
@@ -298,6 +314,7 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
         threading.Thread(target=engine.prepare, daemon=True, name="llmstruct-prepare").start()
 
     def catalog() -> Catalog | None:
+        engine.refresh()
         return engine.asker.catalog if engine.asker else None
 
     def filter_choices():
@@ -326,6 +343,7 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
             history.append({"role": "assistant", "content": note})
             yield history, gr.update(choices=[], value=None), None, "", {}
             return
+        engine.refresh()
         prior = [m["content"] for m in history[:-1] if m.get("role") == "user"]
         filters = {k: v for k, v in (("region", region), ("year", year), ("doc_id", doc), ("unit", unit), ("status", status)) if v}
         history.append({"role": "assistant", "content": "正在检索…"})
@@ -364,6 +382,7 @@ def build_app(engine: Engine | None = None, start: bool = True, settings: Settin
         """API: one question (prior questions as a JSON list) -> the Answer as a dict."""
         if not engine.ready or engine.asker is None:
             raise gr.Error("系统正在准备，请稍后再试。")
+        engine.refresh()
         history = json.loads(history_json or "[]")
         filters = json.loads(filters_json or "{}") or None
         return engine.asker.ask(question, history, filters).model_dump()

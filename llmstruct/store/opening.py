@@ -22,7 +22,7 @@ from llmstruct.store.embedding import (
     embedder_config,
     embedder_from_config,
 )
-from llmstruct.store.store import CHUNKS, DOCUMENTS, ITEMS, Store
+from llmstruct.store.store import CHUNKS, DOCUMENTS, ITEMS, SOURCES, Store
 
 STORE_FORMAT = "llmstruct-store"
 
@@ -97,7 +97,7 @@ def _open_collections(store: Store, embedder: Embedder | None) -> Embedder:
     ef = chroma_embedding_function(embedder)
     meta = {"llmstruct_store": STORE_VERSION, "embedder": embedder.name, "dim": embedder.dim,
             "embedder_config": json.dumps(embedder_config(embedder), ensure_ascii=False), "generation": 0}
-    for name in (ITEMS, DOCUMENTS, CHUNKS):
+    for name in (ITEMS, DOCUMENTS, SOURCES, CHUNKS):
         if name not in names:
             store._chroma(f"creating {name}", lambda name=name: client.get_or_create_collection(
                 name, embedding_function=ef, metadata=meta if name == CHUNKS else {"llmstruct_store": STORE_VERSION},

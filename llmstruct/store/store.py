@@ -1,8 +1,10 @@
 """The knowledge store: DocumentRecords and chunks of their original text in Chroma.
 
-Three collections: ``llmstruct_chunks`` (passages with offsets into the original text),
-``llmstruct_items`` (one record per task item, structured fields as metadata) and
-``llmstruct_documents`` (one entry per report with its record and content hash). Writers
+Four collections: ``llmstruct_chunks`` (passages with offsets into the original text),
+``llmstruct_items`` (one record per task item, structured fields as metadata),
+``llmstruct_documents`` (one entry per report with its record and content hash) and
+``llmstruct_sources`` (each source file's original text, by sha256, so that any process
+serving the store can show cited spans without the file on its own disk). Writers
 take an ``fcntl`` lock; every write bumps a generation number kept in the chunks
 collection's metadata, so other processes know when to reload and when derived indexes
 (BM25) are stale."""
@@ -37,6 +39,7 @@ from llmstruct.store.embedding import CachedEmbedder, Embedder, EmbeddingError
 from llmstruct.text.tokens import tokenize
 
 CHUNKS, ITEMS, DOCUMENTS = "llmstruct_chunks", "llmstruct_items", "llmstruct_documents"
+SOURCES = "llmstruct_sources"  # added after stores existed: made on first use
 
 _WRITE_BATCH = 1000
 
@@ -119,7 +122,8 @@ class Store:
             self._cols_client = client
         if name not in self._cols:
             try:
-                self._cols[name] = client.get_collection(name, embedding_function=None)
+                get = client.get_or_create_collection if name == SOURCES else client.get_collection
+                self._cols[name] = get(name, embedding_function=None)
             except Exception as exc:
                 raise StoreError(f"{self.location}: collection {name} missing or unreadable: {exc}") from None
         return self._cols[name]
@@ -376,6 +380,7 @@ class Store:
                 if rec.doc_id not in prepared:  # another writer changed it since we looked
                     prepared.update(self._prepare([(rec, text)], report, progress))
                 chunks, vectors = prepared[rec.doc_id]
+                self._put_source(rec, text, vectors)
                 self._add_doc(rec, chunks, vectors, hashes[rec.doc_id])
                 self._delete_stale(rec.doc_id, {c.chunk_id for c in chunks}, {it.item_id for it in rec.items})
                 changed = True
@@ -389,7 +394,34 @@ class Store:
                     report.results.append(IndexResult(doc_id=doc_id, source_file=meta.get("source_file", ""),
                                                       action="removed"))
             if changed:
+                self._prune_sources()
                 self._bump_generation()
+
+    def source_texts(self, sha256s: Iterable[str]) -> dict[str, str]:
+        """Original texts of source files by their sha256 (those the store holds)."""
+        ids = sorted(set(sha256s))
+        if not ids:
+            return {}
+        col = self._col(SOURCES)
+        res = self._chroma("reading sources", lambda: col.get(ids=ids, include=["documents"]))
+        return {i: d for i, d in zip(res["ids"], res.get("documents") or [], strict=True) if d is not None}
+
+    def _put_source(self, rec: DocumentRecord, text: str, vectors: np.ndarray) -> None:
+        """The record's source text, once per file content (ten reports on one page share it)."""
+        col = self._col(SOURCES)
+        if self._chroma("reading sources", lambda: col.get(ids=[rec.source_sha256], include=[]))["ids"]:
+            return
+        vec = _mean_unit(vectors, self.embedder.dim)[None, :]  # Chroma wants a vector; nobody searches these
+        self._chroma("adding the source text", lambda: col.upsert(
+            ids=[rec.source_sha256], embeddings=vec, documents=[text], metadatas=[{"source_file": rec.source_file}]))
+
+    def _prune_sources(self) -> None:
+        """Drop source texts no document refers to any more (replaced or removed uploads)."""
+        used = {m.get("source_sha256") for _, m, _ in self._get_all(DOCUMENTS)}
+        stale = [i for i, _, _ in self._get_all(SOURCES, include=()) if i not in used]
+        if stale:
+            col = self._col(SOURCES)
+            self._chroma("removing source texts", lambda: col.delete(ids=stale))
 
     def _prepare(self, todo: list[tuple[DocumentRecord, str]], report: IndexReport,
                  progress: Callable[[int, int], None] | None) -> dict[str, tuple[list[Chunk], np.ndarray]]:
@@ -503,6 +535,7 @@ class Store:
             found = bool(self._existing_ids([doc_id])) or self._has_rows(doc_id)
             if found:
                 self._delete_doc(doc_id)
+                self._prune_sources()
                 self._bump_generation()
         return found
 

@@ -280,3 +280,58 @@ def test_offline_vllm_llm_in_its_venv(tmp_path, model_dir):
     for text, p, c, seconds, truncated in rows:
         assert not truncated and p > 0 and c > 0 and seconds > 0
     print(f"\nvllm offline: 2/2 valid, whole run {time.perf_counter() - t0:.1f} s")
+
+
+@pytest.mark.slow
+@pytest.mark.server
+@pytest.mark.model
+def test_two_app_processes_serve_one_corpus_through_chroma_and_vllm_servers(server, tmp_path):
+    """Scale-out: two app processes, each with its own empty data folder, share one Chroma
+    server and one `vllm serve`. A report uploaded through the first is answered through the
+    second, its citations opening the exact span, though the file is only on the first's
+    disk; concurrent questions to the second all get answers (the server batches them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+    from helpers import chroma_server_running
+
+    from llmstruct.eval.bench.load import start_app, stop_app, wait_ready
+    from llmstruct.ingest import read_source
+    from llmstruct.schema import Answer
+
+    with chroma_server_running(tmp_path) as chroma:
+        env = dict(os.environ, LLMSTRUCT_BACKEND="vllm", LLMSTRUCT_ENDPOINT=server["url"],
+                   LLMSTRUCT_CHROMA_URL=chroma, LLMSTRUCT_MODEL="qwen2.5-coder-0.5b")
+        procs = []
+        try:
+            proc_a, url_a = start_app(tmp_path / "a", log_path=tmp_path / "a.log", env=env)
+            procs.append(proc_a)
+            assert not wait_ready(url_a, proc=proc_a).get("error")  # indexes the seeds into the server
+            proc_b, url_b = start_app(tmp_path / "b", log_path=tmp_path / "b.log", env=env)
+            procs.append(proc_b)
+            assert not wait_ready(url_b, proc=proc_b).get("error")
+            text = read_source(SEEDS / "000_5c1aadecc78db95a.txt").text
+            doc = tmp_path / "shared_upload.txt"
+            doc.write_text(text[:text.index("4. 编制产业链图谱")], encoding="utf-8")
+            msg, _ = Client(url_a, verbose=False).predict(handle_file(str(doc)), False, api_name="/upload")
+            assert "已结构化并建立索引" in msg
+            assert not (tmp_path / "b" / "uploads" / doc.name).exists()
+            b = Client(url_b, verbose=False)
+            a = Answer.model_validate(b.predict("上半年一般公共预算收入是多少？", "[]",
+                                                json.dumps({"doc_id": "shared_upload"}), api_name="/ask"))
+            assert not a.refused and "10.1" in a.answer and a.citations
+            uploaded = read_source(doc).text
+            for c in a.citations:
+                assert c.source_file == doc.name and uploaded[c.start:c.end] == c.quote
+            questions = ["郯城县2022年社会消费品零售总额是多少？", "历城区2021年城镇登记失业率要控制在多少？",
+                         "峄城区的智能化电动工具项目为什么没有推进？", "临沭县2021年的地区生产总值增长目标是多少？"]
+
+            def ask(q: str) -> Answer:
+                return Answer.model_validate(Client(url_b, verbose=False).predict(q, "[]", "{}", api_name="/ask"))
+
+            with ThreadPoolExecutor(len(questions)) as pool:
+                answers = list(pool.map(ask, questions))
+            assert sum(not x.refused for x in answers) >= 3
+        finally:
+            for p in procs:
+                stop_app(p)

@@ -7,12 +7,9 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
-import httpx
 import pytest
-from helpers import MINI, OTHER, write_doc
+from helpers import MINI, OTHER, chroma_server_running, write_doc
 
 from llmstruct.indexing import index_paths
 from llmstruct.search.hybrid import search
@@ -53,34 +50,8 @@ def test_cli_unreachable_server_exits_with_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
-    """A `chroma run` subprocess on loopback, stopped (by its pid) after the module."""
-    data = tmp_path_factory.mktemp("chroma-server")
-    port = free_port()
-    chroma = Path(sys.executable).with_name("chroma")
-    log = open(data / "server.log", "wb")
-    proc = subprocess.Popen([str(chroma), "run", "--path", str(data / "db"), "--host", "127.0.0.1", "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            pytest.fail(f"chroma run did not start: {(data / 'server.log').read_text(errors='replace')[-2000:]}")
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
+    with chroma_server_running(tmp_path_factory.mktemp("chroma-server")) as url:
+        yield url
 
 
 @pytest.mark.slow
