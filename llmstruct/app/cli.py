@@ -483,7 +483,8 @@ def serve(
 
 @app.command("eval")
 def eval_(
-    suites: Annotated[list[str], typer.Argument(help="extraction | questions | smoke | a gold or subset YAML file")],
+    suites: Annotated[list[str], typer.Argument(help="extraction (seeds + development corpus) | corpus | questions | "
+                                                     "smoke | a gold or subset YAML file")],
     backend: Annotated[Optional[str], typer.Option(help="transformers | llamacpp | vllm (default: config)")] = None,
     model: Annotated[Optional[str], typer.Option(help="Preset name, .gguf file or transformers folder")] = None,
     endpoint: Annotated[Optional[str], typer.Option(help="vllm serve URL")] = None,
@@ -522,7 +523,7 @@ def eval_(
             err.print(f"wrote {p}", markup=False, highlight=False)
     sys.stdout.write(to_markdown(result, checks))
     failed_sections = [k for k, v in result["sections"].items() if v.startswith("not run: failed")]
-    scored = [k for k in ("extraction", "retrieval", "answers") if result.get(k)]
+    scored = [k for k in ("extraction", "extraction_corpus", "retrieval", "answers") if result.get(k)]
     for k in failed_sections:
         _error(f"{k}: {result['sections'][k]}")
     if not scored:

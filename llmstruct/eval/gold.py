@@ -4,6 +4,11 @@ The gold files are labelled by hand from the seed documents, independently of an
 extraction system. Every label that claims to be "verbatim" must be findable in its
 seed file, otherwise the gold would silently reward or punish the wrong thing;
 ``verify_gold`` enforces that and ``python -m llmstruct.eval.gold`` reports it.
+
+There are two extraction gold sets, each with its own documents (:data:`GOLD_SETS`): the
+seeds' (``evals/gold/extraction.yaml`` over ``seeds/``) and the development corpus's
+(``evals/corpus/gold.yaml`` over ``evals/corpus/``). Both are checked the same way; the
+corpus set is optional (a root without it is not a problem).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +30,25 @@ from llmstruct.schema import Status
 EXTRACTION_FILE = Path("evals/gold/extraction.yaml")
 QUESTIONS_FILE = Path("evals/gold/questions.yaml")
 SEEDS_DIR = Path("seeds")
+CORPUS_FILE = Path("evals/corpus/gold.yaml")
+CORPUS_DIR = Path("evals/corpus")
+
+
+@dataclass(frozen=True)
+class GoldSet:
+    """One extraction gold file and the folder holding the documents it labels."""
+
+    name: str  # "seeds" or "corpus": the key of its results
+    label: str  # how reports title it
+    file: Path  # relative to the project root
+    docs_dir: Path  # relative to the project root
+    required: bool = True
+
+
+GOLD_SETS: tuple[GoldSet, ...] = (
+    GoldSet("seeds", "seeds", EXTRACTION_FILE, SEEDS_DIR),
+    GoldSet("corpus", "development corpus", CORPUS_FILE, CORPUS_DIR, required=False),
+)
 
 # The seed that bundles several work reports on one page; its reports get doc ids
 # "<stem>-NN" (01-based, file order) because each report is a separate document.
@@ -136,7 +161,13 @@ def squash(text: str) -> str:
 
 @lru_cache(maxsize=32)
 def _seed_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    """The text quotes are checked against: the file itself for .txt, else what the project's
+    reader extracts (the text ``structure`` and the eval see)."""
+    if path.suffix.lower() == ".txt":
+        return path.read_text(encoding="utf-8")
+    from llmstruct.ingest import read_source  # html/pdf/docx readers, only when needed
+
+    return read_source(path).text
 
 
 def split_reports(text: str) -> list[str]:
@@ -287,21 +318,27 @@ def check_questions(raw_qs: list[Any], seeds_dir: Path) -> tuple[list[GoldQuesti
 
 
 def verify_gold(root: str | Path) -> list[str]:
-    """Return one line per problem in the gold files under ``root`` (empty = all good)."""
+    """Return one line per problem in the gold files under ``root`` (empty = all good).
+
+    Each extraction gold set is checked against its own documents folder; the questions
+    against the seeds. An optional set (the development corpus) that is absent is skipped.
+    """
     root = Path(root)
-    seeds_dir = root / SEEDS_DIR
     problems: list[str] = []
-    for rel, check in ((EXTRACTION_FILE, check_extraction), (QUESTIONS_FILE, check_questions)):
+    checks = [(gs.file, gs.docs_dir, check_extraction, gs.required) for gs in GOLD_SETS]
+    checks.append((QUESTIONS_FILE, SEEDS_DIR, check_questions, True))
+    for rel, docs, check, required in checks:
         path = root / rel
         if not path.is_file():
-            problems.append(f"missing gold file: {rel}")
+            if required:
+                problems.append(f"missing gold file: {rel}")
             continue
         try:
             raw = _read_yaml_list(path)
         except (yaml.YAMLError, ValueError) as err:
             problems.append(f"{rel}: cannot parse: {err}")
             continue
-        problems.extend(f"{rel}: {p}" for p in check(raw, seeds_dir)[1])
+        problems.extend(f"{rel}: {p}" for p in check(raw, root / docs)[1])
     return problems
 
 
@@ -309,12 +346,16 @@ def summary(root: str | Path) -> list[str]:
     """Human-readable counts: items per seed file and per doc, questions per type."""
     root = Path(root)
     lines: list[str] = []
-    try:
-        items = load_extraction(root / EXTRACTION_FILE)
-    except (OSError, ValueError, ValidationError, yaml.YAMLError) as err:
-        lines.append(f"extraction: not loadable ({type(err).__name__})")
-    else:
-        lines.append(f"extraction items: {len(items)}")
+    for gs in GOLD_SETS:
+        if not gs.required and not (root / gs.file).is_file():
+            continue
+        label = "extraction" if gs.name == "seeds" else f"extraction ({gs.label}, {gs.file})"
+        try:
+            items = load_extraction(root / gs.file)
+        except (OSError, ValueError, ValidationError, yaml.YAMLError) as err:
+            lines.append(f"{label}: not loadable ({type(err).__name__})")
+            continue
+        lines.append(f"{label} items: {len(items)}")
         for file, n in sorted(Counter(i.file for i in items).items()):
             docs = Counter(i.doc for i in items if i.file == file)
             extra = f" in {len(docs)} docs" if len(docs) > 1 else ""

@@ -34,6 +34,8 @@ ANSWER_ROWS = (
     ("citation_recall", "citation recall 引用召回率"), ("unsupported_numbers", "unsupported numbers 无据数字"),
     ("citations_verified", "citations verified 引用核验"),
 )
+SEEDS_HEADING = "Extraction: seeds 种子文档"
+CORPUS_HEADING = "Extraction: development corpus 开发语料"
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#b07aa1")
 
 
@@ -79,44 +81,11 @@ def to_markdown(result: dict, gate: list | None = None) -> str:
     m = result["meta"]
     lines = [f"# llmstruct eval: {m['suite']}", "",
              f"{m['started']} · llmstruct {m['llmstruct_version']} · commit {m.get('git_commit') or '?'} · "
-             f"{m['gold_items']} gold items, {m['questions']} questions · {m.get('seconds', '?')} s · "
+             f"{_gold_counts(m)}, {m['questions']} questions · {m.get('seconds', '?')} s · "
              f"{m['host']['cpus']} CPUs, load {m['host']['load_avg_1m']}", "", "## Sections", ""]
     lines += _md_table(["section", "status"], [[k, v] for k, v in result.get("sections", {}).items()])
-    ext = result.get("extraction") or {}
-    if ext:
-        names = list(ext)
-        lines += ["", "## Extraction", ""]
-        rows = []
-        for i, (label, _, _) in enumerate(headline(ext[names[0]])):
-            rows.append([label] + [fmt(headline(ext[n])[i][1], pct=i < 9) for n in names])
-        lines += _md_table(["metric"] + [ext[n]["title"] for n in names], rows)
-        lines += ["", "Fields (F1; P/R in the JSON):", ""]
-        lines += _md_table(["field"] + names, [[label] + [fmt(ext[n]["fields"].get(k, {}).get("f1")) for n in names]
-                                               for k, label in FIELD_ROWS])
-        lines += ["", "Checks (share of gold entries):", ""]
-        lines += _md_table(["check"] + names, [[label] + [fmt(ext[n]["checks"].get(k, {}).get("rate")) for n in names]
-                                               for k, label in CHECK_ROWS])
-        conf = ext[names[0]].get("status_confusion", [])
-        if conf:
-            golds = sorted({c["gold"] for c in conf})
-            preds = sorted({c["pred"] for c in conf})
-            cell = {(c["gold"], c["pred"]): c["n"] for c in conf}
-            lines += ["", f"Status confusion ({names[0]}; rows gold, columns predicted):", ""]
-            lines += _md_table(["gold \\ pred"] + preds, [[g] + [str(cell.get((g, p), "")) for p in preds] for g in golds])
-        cov = ext[names[0]].get("coverage", {})
-        if cov:
-            lines += ["", f"Figure coverage ({names[0]}; share of each report's figures inside an item):", ""]
-            lines += _md_table(["doc", "figures", "in items", "share"],
-                               [[d, str(c["figures"]), str(c["in_items"]), fmt(c["rate"])] for d, c in cov.items()])
-        lines += ["", "Per document (segmentation recall / indicators F1 / units F1):", ""]
-        docs = list(ext[names[0]]["per_doc"])
-        lines += _md_table(["doc", "gold"] + names, [
-            [d, str(ext[names[0]]["per_doc"][d]["gold_items"])] + [
-                " / ".join(fmt(v) for v in _doc_triple(ext[n]["per_doc"].get(d))) for n in names]
-            for d in docs])
-        for n in names:
-            for note in ext[n].get("notes", []):
-                lines.append(f"\n- {n}: {note}")
+    for key, heading, note in extraction_sets(result):
+        lines += _md_extraction(result[key], heading, note)
     ret = result.get("retrieval") or {}
     if ret:
         ks = [k for k in next(iter(ret.values()))["overall"] if k.startswith("hit@")]
@@ -155,6 +124,65 @@ def to_markdown(result: dict, gate: list | None = None) -> str:
             [g.metric, f"{g.op} {g.threshold}", fmt(g.value, pct=False), "pass" if g.ok else f"FAIL {g.note}".strip()]
             for g in gate])
     return "\n".join(lines) + "\n"
+
+
+def _gold_counts(m: dict) -> str:
+    extra = m.get("corpus_gold_items") or 0
+    return f"{m['gold_items']} gold items" + (f" + {extra} development-corpus gold items" if extra else "")
+
+
+def extraction_sets(result: dict) -> list[tuple[str, str, str]]:
+    """(result key, heading, note) of each extraction gold set the result holds, seeds first."""
+    sets = (result.get("meta") or {}).get("gold_sets") or {}
+    out = []
+    for key, name, heading in (("extraction", "seeds", SEEDS_HEADING), ("extraction_corpus", "corpus", CORPUS_HEADING)):
+        if not result.get(key):
+            continue
+        gs = sets.get(name) or {}
+        where = f"{gs.get('items', '?')} gold items from {gs['gold_file']} over {gs['docs_dir']}" if gs else ""
+        note = where + ("; report only: the suite's gate does not read these numbers unless its thresholds "
+                        "block names extraction_corpus.* metrics" if name == "corpus" else "")
+        out.append((key, heading, note.lstrip("; ")))
+    return out
+
+
+def _md_extraction(ext: dict, heading: str, note: str) -> list[str]:
+    names = list(ext)
+    lines = ["", f"## {heading}", ""]
+    if note:
+        lines += [note, ""]
+    rows = []
+    for i, (label, _, _) in enumerate(headline(ext[names[0]])):
+        rows.append([label] + [fmt(headline(ext[n])[i][1], pct=i < 9) for n in names])
+    lines += _md_table(["metric"] + [ext[n]["title"] for n in names], rows)
+    lines += ["", "Fields (F1; P/R in the JSON):", ""]
+    lines += _md_table(["field"] + names, [[label] + [fmt(ext[n]["fields"].get(k, {}).get("f1")) for n in names]
+                                           for k, label in FIELD_ROWS])
+    lines += ["", "Checks (share of gold entries):", ""]
+    lines += _md_table(["check"] + names, [[label] + [fmt(ext[n]["checks"].get(k, {}).get("rate")) for n in names]
+                                           for k, label in CHECK_ROWS])
+    conf = ext[names[0]].get("status_confusion", [])
+    if conf:
+        golds = sorted({c["gold"] for c in conf})
+        preds = sorted({c["pred"] for c in conf})
+        cell = {(c["gold"], c["pred"]): c["n"] for c in conf}
+        lines += ["", f"Status confusion ({names[0]}; rows gold, columns predicted):", ""]
+        lines += _md_table(["gold \\ pred"] + preds, [[g] + [str(cell.get((g, p), "")) for p in preds] for g in golds])
+    cov = ext[names[0]].get("coverage", {})
+    if cov:
+        lines += ["", f"Figure coverage ({names[0]}; share of each report's figures inside an item):", ""]
+        lines += _md_table(["doc", "figures", "in items", "share"],
+                           [[d, str(c["figures"]), str(c["in_items"]), fmt(c["rate"])] for d, c in cov.items()])
+    lines += ["", "Per document (segmentation recall / indicators F1 / units F1):", ""]
+    docs = list(ext[names[0]]["per_doc"])
+    lines += _md_table(["doc", "gold"] + names, [
+        [d, str(ext[names[0]]["per_doc"][d]["gold_items"])] + [
+            " / ".join(fmt(v) for v in _doc_triple(ext[n]["per_doc"].get(d))) for n in names]
+        for d in docs])
+    for n in names:
+        for note in ext[n].get("notes", []):
+            lines.append(f"\n- {n}: {note}")
+    return lines
 
 
 def _doc_triple(d: dict | None) -> tuple:
@@ -239,7 +267,7 @@ def to_html(result: dict, gate: list | None = None) -> str:
            f"<style>{_CSS}</style></head><body>",
            f"<h1>llmstruct eval 评测报告: {_esc(m['suite'])}</h1>",
            f"<p class=\"meta\">{_esc(m['started'])} · llmstruct {_esc(m['llmstruct_version'])} · commit "
-           f"{_esc(m.get('git_commit') or '?')} · {m['gold_items']} gold items 条目, {m['questions']} questions 问题 · "
+           f"{_esc(m.get('git_commit') or '?')} · {_esc(_gold_counts(m))} 条目, {m['questions']} questions 问题 · "
            f"{_esc(m.get('seconds', '?'))} s · {m['host']['cpus']} CPUs, load {m['host']['load_avg_1m']}</p>",
            "<h2>Sections 评测部分</h2>",
            _table(["section", "status"], [[k, f'<td class="{"ok" if v.startswith("ran") else "bad"}" style="text-align:left">'
@@ -251,7 +279,8 @@ def to_html(result: dict, gate: list | None = None) -> str:
             [g.metric, f"<td>{_esc(g.op)} {g.threshold}</td>", _cell(g.value, pct=False),
              f'<td class="{"ok" if g.ok else "bad"}">{"pass" if g.ok else _esc(("FAIL " + g.note).strip())}</td>']
             for g in gate]))
-    out += _html_extraction(result.get("extraction") or {})
+    for key, heading, note in extraction_sets(result):
+        out += _html_extraction(result[key], heading, note)
     out += _html_retrieval(result.get("retrieval") or {})
     out += _html_answers(result.get("answers") or {})
     sp = result.get("speed") or {}
@@ -272,12 +301,12 @@ def to_html(result: dict, gate: list | None = None) -> str:
     return "\n".join(out)
 
 
-def _html_extraction(ext: dict) -> list[str]:
+def _html_extraction(ext: dict, heading: str = SEEDS_HEADING, note: str = "") -> list[str]:
     if not ext:
         return []
     names = list(ext)
     series = [(n, ext[n]["title"]) for n in names]
-    out = ["<h2>Extraction 抽取</h2>", _legend(series)]
+    out = [f"<h2>{_esc(heading)}</h2>"] + ([f'<p class="note">{_esc(note)}</p>'] if note else []) + [_legend(series)]
     rows = []
     for i, (label, _, _) in enumerate(headline(ext[names[0]])):
         rows.append([label] + [_cell(headline(ext[n])[i][1], pct=i < 9) for n in names])
@@ -293,6 +322,12 @@ def _html_extraction(ext: dict) -> list[str]:
         out.append(f"<h3>Status confusion 状态混淆 ({_esc(names[0])}; rows gold 标注, columns predicted 预测)</h3>")
         out.append(_table(["gold \\ pred"] + preds,
                           [[g] + [f"<td>{cell.get((g, p), '')}</td>" for p in preds] for g in golds]))
+    cov = ext[names[0]].get("coverage", {})
+    if cov:
+        out.append(f"<h3>Figure coverage 数字覆盖 ({_esc(names[0])}; share of each report's figures inside an item)</h3>")
+        out.append(_table(["doc", "figures", "in items", "share"],
+                          [[d, _cell(c["figures"], pct=False), _cell(c["in_items"], pct=False), _cell(c["rate"])]
+                           for d, c in cov.items()]))
     docs = list(ext[names[0]]["per_doc"])
     glabels = [(d, f"{d} ({ext[names[0]]['per_doc'][d]['gold_items']})") for d in docs]
     out.append(bar_chart("Segmentation recall per document 各文档条目召回", glabels, series,
@@ -368,4 +403,4 @@ def write_reports(result: dict, html_path: Path, gate: list | None = None) -> li
     return [html_path, md_path, json_path]
 
 
-__all__ = ["bar_chart", "to_html", "to_markdown", "write_reports"]
+__all__ = ["bar_chart", "extraction_sets", "to_html", "to_markdown", "write_reports"]

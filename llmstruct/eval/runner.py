@@ -3,7 +3,10 @@
 Systems compared in the same run, on the same items and questions:
 
 - extraction: ``rules`` (rules only), ``llmstruct`` (the model pass under a grammar) and
-  ``unconstrained`` (the same model and prompt, plain generation, then JSON parsing);
+  ``unconstrained`` (the same model and prompt, plain generation, then JSON parsing), on
+  each gold set apart: the seeds' gold (``result["extraction"]``, what the gate reads as
+  ``extraction.*``) and the development corpus's gold (``result["extraction_corpus"]``,
+  ``extraction_corpus.*``: reported, gated only by a threshold block that names it);
 - retrieval: the store's ``hybrid``, ``vector`` and ``bm25`` modes, and the BM25 over
   record passages that answering uses when no store is open;
 - answers: ``llmstruct`` (plan, retrieve, answer under a grammar, verify).
@@ -58,7 +61,10 @@ from llmstruct.structure import llm_pass
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_FILE = Path("evals/smoke.yaml")
 THRESHOLDS_FILE = Path("evals/thresholds.yaml")
-NAMED_SUITES = {"extraction": gold_mod.EXTRACTION_FILE, "questions": gold_mod.QUESTIONS_FILE, "smoke": SMOKE_FILE}
+NAMED_SUITES = {"extraction": gold_mod.EXTRACTION_FILE, "questions": gold_mod.QUESTIONS_FILE, "smoke": SMOKE_FILE,
+                "corpus": gold_mod.CORPUS_FILE}
+# Result key of each extraction gold set (the seeds' key is the one gates always used).
+SET_KEYS = {"seeds": "extraction", "corpus": "extraction_corpus"}
 STORE_MODES = ("hybrid", "vector", "bm25")
 
 Log = Callable[[str], None]
@@ -70,11 +76,16 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class Suite:
-    """The gold items and questions one run scores."""
+    """The gold items and questions one run scores.
+
+    ``items`` label the seeds (documents in ``EvalOptions.seeds_dir``), ``corpus_items`` the
+    development corpus (documents in ``EvalOptions.corpus_dir``); each set is scored apart.
+    """
 
     name: str
     items: tuple[GoldItem, ...] = ()
     questions: tuple[GoldQuestion, ...] = ()
+    corpus_items: tuple[GoldItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class EvalOptions:
     store_path: Path | None = None
     store_url: str | None = None
     seeds_dir: Path = ROOT / gold_mod.SEEDS_DIR
+    corpus_dir: Path = ROOT / gold_mod.CORPUS_DIR
     limit: int | None = None
 
 
@@ -117,16 +129,21 @@ def _resolve(arg: str, root: Path) -> Path:
 
 
 def load_suite(args: list[str], root: Path = ROOT) -> Suite:
-    """Gold files or named suites (``extraction``, ``questions``, ``smoke``), merged into one suite.
+    """Gold files or named suites (``extraction``, ``corpus``, ``questions``, ``smoke``), merged into one suite.
 
-    A file holding a YAML list is gold (items or questions, told apart by their keys); a
-    file holding a mapping with ``extraction``/``questions`` keys is a subset of the
-    default gold, by gold key (``doc#seq_no`` or ``doc@first 12 characters``) and question id.
+    ``extraction`` is both extraction gold sets: the seeds' and, when its file exists, the
+    development corpus's (scored apart); ``corpus`` is the corpus's alone. A file holding a
+    YAML list is gold (items or questions, told apart by their keys; the corpus gold file
+    counts as the corpus set); a file holding a mapping with ``extraction``/``questions``
+    keys is a subset of the default gold, by gold key (``doc#seq_no`` or ``doc@first 12
+    characters``, of either set) and question id.
     """
     if not args:
-        raise SuiteError("no suite given (extraction, questions, smoke or a gold file)")
+        raise SuiteError("no suite given (extraction, corpus, questions, smoke or a gold file)")
     items: dict[str, GoldItem] = {}
+    corpus: dict[str, GoldItem] = {}
     questions: dict[str, GoldQuestion] = {}
+    corpus_file = (root / gold_mod.CORPUS_FILE).resolve()
     for arg in args:
         path = _resolve(arg, root)
         if not path.is_file():
@@ -136,9 +153,12 @@ def load_suite(args: list[str], root: Path = ROOT) -> Suite:
             if isinstance(data, list) and data and isinstance(data[0], dict) and "question" in data[0]:
                 questions.update((q.id, q) for q in gold_mod.load_questions(path))
             elif isinstance(data, list):
-                items.update((gold_key(i), i) for i in gold_mod.load_extraction(path))
+                into = corpus if path.resolve() == corpus_file else items
+                into.update((gold_key(i), i) for i in gold_mod.load_extraction(path))
+                if arg == "extraction" and corpus_file.is_file():
+                    corpus.update((gold_key(i), i) for i in gold_mod.load_extraction(corpus_file))
             elif isinstance(data, dict) and set(data) <= {"extraction", "questions"}:
-                _subset(data, root, items, questions, arg)
+                _subset(data, root, items, corpus, questions, arg)
             else:
                 raise SuiteError(f"suite {arg!r}: expected a gold list or a subset mapping")
         except (ValueError, TypeError) as exc:
@@ -146,20 +166,33 @@ def load_suite(args: list[str], root: Path = ROOT) -> Suite:
                 raise
             raise SuiteError(f"suite {arg!r}: {exc}") from None
     name = "+".join(a if a in NAMED_SUITES else Path(a).stem for a in args)
-    return Suite(name, tuple(items.values()), tuple(questions.values()))
+    return Suite(name, tuple(items.values()), tuple(questions.values()), tuple(corpus.values()))
 
 
-def _subset(data: dict, root: Path, items: dict, questions: dict, arg: str) -> None:
+def _subset(data: dict, root: Path, items: dict, corpus: dict, questions: dict, arg: str) -> None:
     all_items = {gold_key(i): i for i in gold_mod.load_extraction(root / gold_mod.EXTRACTION_FILE)}
+    corpus_file = root / gold_mod.CORPUS_FILE
+    all_corpus = {gold_key(i): i for i in gold_mod.load_extraction(corpus_file)} if corpus_file.is_file() else {}
     all_qs = {q.id: q for q in gold_mod.load_questions(root / gold_mod.QUESTIONS_FILE)}
     for key in data.get("extraction") or []:
-        if key not in all_items:
+        if key in all_items:
+            items[key] = all_items[key]
+        elif key in all_corpus:
+            corpus[key] = all_corpus[key]
+        else:
             raise SuiteError(f"suite {arg!r}: unknown gold item {key!r}")
-        items[key] = all_items[key]
     for qid in data.get("questions") or []:
         if qid not in all_qs:
             raise SuiteError(f"suite {arg!r}: unknown question {qid!r}")
         questions[qid] = all_qs[qid]
+
+
+def _shown(path: Path) -> str:
+    """A folder as reports show it: relative to the checkout when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _git_commit(root: Path) -> str | None:
@@ -179,6 +212,7 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
         "meta": {
             "suite": suite.name,
             "gold_items": len(suite.items),
+            "corpus_gold_items": len(suite.corpus_items),
             "questions": len(suite.questions),
             "llmstruct_version": __version__,
             "git_commit": _git_commit(ROOT),
@@ -191,8 +225,13 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
         },
     }
     items = list(suite.items)[: opts.limit] if opts.limit else list(suite.items)
+    corpus_items = list(suite.corpus_items)[: opts.limit] if opts.limit else list(suite.corpus_items)
     questions = list(suite.questions)[: opts.limit] if opts.limit else list(suite.questions)
-    files = sorted({opts.seeds_dir / i.file for i in items})
+    gold_sets = [("seeds", items, opts.seeds_dir), ("corpus", corpus_items, opts.corpus_dir)]
+    result["meta"]["gold_sets"] = {
+        name: {"label": gs.label, "gold_file": str(gs.file), "docs_dir": _shown(docs), "items": len(its),
+               "result_key": SET_KEYS[name]}
+        for (name, its, docs), gs in zip(gold_sets, gold_mod.GOLD_SETS, strict=True) if its}
     # questions are asked of the whole corpus: unanswerable ones must find nothing anywhere
     corpus = expand_paths([opts.seeds_dir])
     backend_box: dict[str, Any] = {}
@@ -209,20 +248,14 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
                 backend_box["b"] = f"backend not available: {type(exc).__name__}: {exc}"
         return backend_box["b"]
 
-    rules = structured = None
-    if items:
-        log(f"extraction: rules on {len(files)} files")
-        rules, structured = rules_run(files)
-        systems = {"rules": score_system(rules, items)}
-        sections.ran("extraction.rules")
-        if opts.rules_only:
-            sections.skip("extraction.llmstruct", "--rules-only")
-            sections.skip("extraction.unconstrained", "--rules-only")
-        else:
-            systems.update(_model_extraction(items, rules, structured, opts, backend, sections, log))
-        result["extraction"] = systems
-    else:
-        sections.skip("extraction", "suite has no extraction items")
+    for set_name, set_items, docs_dir in gold_sets:
+        key = SET_KEYS[set_name]
+        if not set_items:
+            if set_name == "seeds":
+                sections.skip(key, "suite has no seed extraction items" if corpus_items
+                              else "suite has no extraction items")
+            continue
+        result[key] = _extraction(set_name, key, set_items, docs_dir, opts, backend, sections, log)
     if questions:
         texts = {f.name: read_source(f).text for f in corpus}
         result["retrieval"], store = _retrieval(questions, corpus, texts, opts, sections, log)
@@ -249,11 +282,27 @@ def run_eval(suite: Suite, opts: EvalOptions, log: Log = lambda _m: None) -> dic
     return result
 
 
+def _extraction(set_name: str, key: str, items: list[GoldItem], docs_dir: Path, opts: EvalOptions, backend,
+                sections: Sections, log: Log) -> dict:
+    """Every extraction system on one gold set, its documents read from ``docs_dir``."""
+    files = sorted({docs_dir / i.file for i in items})
+    log(f"extraction ({set_name}): rules on {len(files)} files")
+    rules, structured = rules_run(files)
+    systems = {"rules": score_system(rules, items)}
+    sections.ran(f"{key}.rules")
+    if opts.rules_only:
+        sections.skip(f"{key}.llmstruct", "--rules-only")
+        sections.skip(f"{key}.unconstrained", "--rules-only")
+    else:
+        systems.update(_model_extraction(items, rules, structured, opts, backend, sections, log, key))
+    return systems
+
+
 def _model_extraction(items, rules: SystemRun, structured: dict, opts: EvalOptions, backend, sections: Sections,
-                      log: Log) -> dict:
+                      log: Log, key: str = "extraction") -> dict:
     b = backend()
     if isinstance(b, str):
-        for s in ("extraction.llmstruct", "extraction.unconstrained"):
+        for s in (f"{key}.llmstruct", f"{key}.unconstrained"):
             sections.skip(s, b)
         return {}
     anchors, _ = anchor_gold(items, rules.texts)
@@ -265,16 +314,16 @@ def _model_extraction(items, rules: SystemRun, structured: dict, opts: EvalOptio
     out = {}
     variants = [("llmstruct", True)] + ([("unconstrained", False)] if opts.baselines else [])
     if not opts.baselines:
-        sections.skip("extraction.unconstrained", "--no-baselines")
+        sections.skip(f"{key}.unconstrained", "--no-baselines")
     for name, constrained in variants:
-        log(f"extraction: {name} on {sum(map(len, only.values()))} items")
+        log(f"{key}: {name} on {sum(map(len, only.values()))} items")
         try:
             run = model_run(name, structured, only, b, constrained, rules.texts, log)
         except Exception as exc:  # the section fails, the run goes on
-            sections.skip(f"extraction.{name}", f"failed: {type(exc).__name__}: {exc}")
+            sections.skip(f"{key}.{name}", f"failed: {type(exc).__name__}: {exc}")
             continue
         out[name] = score_system(run, items)
-        sections.ran(f"extraction.{name}", f"{len(run.calls)} model calls")
+        sections.ran(f"{key}.{name}", f"{len(run.calls)} model calls")
     return out
 
 
@@ -392,13 +441,14 @@ def _answers(questions, files, texts, opts: EvalOptions, backend, store, section
 def speed_summary(result: dict) -> dict:
     """One table of seconds per unit of work and tokens per second, per system."""
     rows = {}
-    for name, r in (result.get("extraction") or {}).items():
-        s = r["speed"]
-        rows[f"extraction.{name}"] = {
-            "seconds_per_item": s.get("seconds_per_item_median", s.get("seconds_per_item")),
-            "tokens_per_second": s.get("tokens_per_second"),
-            "items": s.get("calls", s.get("items")),
-        }
+    for key in SET_KEYS.values():
+        for name, r in (result.get(key) or {}).items():
+            s = r["speed"]
+            rows[f"{key}.{name}"] = {
+                "seconds_per_item": s.get("seconds_per_item_median", s.get("seconds_per_item")),
+                "tokens_per_second": s.get("tokens_per_second"),
+                "items": s.get("calls", s.get("items")),
+            }
     for name, r in (result.get("retrieval") or {}).items():
         rows[f"retrieval.{name}"] = {"seconds_per_query": r.get("seconds_per_query_median"),
                                      "queries": r["overall"]["questions"]}
@@ -458,5 +508,5 @@ def check_gate(result: dict, thresholds: dict) -> list[GateCheck]:
     return checks
 
 
-__all__ = ["EvalOptions", "GateCheck", "Suite", "SuiteError", "check_gate", "load_suite", "load_thresholds",
+__all__ = ["SET_KEYS", "EvalOptions", "GateCheck", "Suite", "SuiteError", "check_gate", "load_suite", "load_thresholds",
            "metric", "run_eval"]

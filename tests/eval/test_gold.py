@@ -10,12 +10,15 @@ import yaml
 from helpers import ROOT
 
 from llmstruct.eval.gold import (
+    CORPUS_DIR,
+    CORPUS_FILE,
     EXTRACTION_FILE,
     QUESTIONS_FILE,
     load_extraction,
     load_questions,
     main,
     squash,
+    summary,
     verify_gold,
 )
 
@@ -109,3 +112,20 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main([str(_broken_root(tmp_path))]) == 1
     out = capsys.readouterr().out
     assert "questions:" in out and "problems: 3" in out
+
+
+def test_the_development_corpus_gold_is_checked_against_its_own_documents(tmp_path):
+    """evals/corpus/gold.yaml is validated like the seeds' gold, its quotes found in evals/corpus/."""
+    assert (ROOT / CORPUS_FILE).is_file()
+    corpus = load_extraction(ROOT / CORPUS_FILE)
+    assert len(corpus) >= 40 and all((ROOT / CORPUS_DIR / i.file).is_file() for i in corpus)
+    root = _broken_root(tmp_path)
+    (root / CORPUS_DIR).mkdir(parents=True)
+    for i in {i.file for i in corpus}:
+        (root / CORPUS_DIR / i).symlink_to(ROOT / CORPUS_DIR / i)
+    raw = yaml.safe_load((ROOT / CORPUS_FILE).read_text(encoding="utf-8"))
+    raw[0]["units"][0]["name"] = "不存在的单位"
+    (root / CORPUS_FILE).write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    problems = [p for p in verify_gold(root) if p.startswith(str(CORPUS_FILE))]
+    assert len(problems) == 1 and "units[0].name not in" in problems[0]
+    assert any("development corpus" in line for line in summary(ROOT))

@@ -25,11 +25,13 @@ from llmstruct.eval.retrieval import run_retrieval
 from llmstruct.eval.runner import (
     THRESHOLDS_FILE,
     EvalOptions,
+    Suite,
     SuiteError,
     check_gate,
     load_suite,
     load_thresholds,
     run_eval,
+    speed_summary,
 )
 from llmstruct.schema import Answer, Citation, Hit, Span
 
@@ -250,6 +252,54 @@ def test_cli_gate_exit_codes(tmp_path):
     assert failed.exit_code == 1
     assert runner.invoke(app, ["eval", "nonsense"]).exit_code == 64
     assert runner.invoke(app, ["eval", "smoke", "--gate", str(strict)]).exit_code == 64
+
+
+def test_the_extraction_suite_scores_seeds_and_development_corpus_apart(rules_result, tmp_path):
+    """One run, two gold sets, reported apart; the seeds' numbers are what the gate reads."""
+    suite = load_suite(["extraction"], ROOT)
+    assert (len(suite.items), len(suite.corpus_items)) == (53, len(load_extraction(ROOT / "evals/corpus/gold.yaml")))
+    assert {i.file for i in suite.items}.isdisjoint({i.file for i in suite.corpus_items})
+    alone = load_suite(["corpus"], ROOT)
+    assert not alone.items and len(alone.corpus_items) == len(suite.corpus_items)
+    assert load_suite([str(ROOT / "evals/corpus/gold.yaml")], ROOT).corpus_items == alone.corpus_items
+    seeds_only = run_eval(Suite("x", items=suite.items), EvalOptions(rules_only=True))
+    assert seeds_only["extraction"]["rules"]["fields"] == rules_result["extraction"]["rules"]["fields"]
+    corpus = rules_result["extraction_corpus"]["rules"]
+    assert corpus["located"] == corpus["gold_items"] == len(suite.corpus_items) and not corpus["problems"]
+    assert set(corpus["coverage"]) == {i.doc for i in suite.corpus_items}  # figure coverage per corpus document
+    assert rules_result["sections"]["extraction_corpus.rules"] == "ran"
+    assert rules_result["meta"]["gold_sets"]["corpus"]["docs_dir"] == "evals/corpus"
+    md = to_markdown(rules_result)
+    seeds_at, corpus_at = md.index("## Extraction: seeds"), md.index("## Extraction: development corpus")
+    assert seeds_at < corpus_at and md.count("Figure coverage") == 2
+    assert "01_lishan_fengong_2023" in md[corpus_at:] and "01_lishan_fengong_2023" not in md[:corpus_at]
+    page = to_html(rules_result)
+    assert "Extraction: development corpus" in page and page.count("Figure coverage") == 2
+    # the seeds' gate is the same block as before and reads no corpus number
+    block = load_thresholds(ROOT / THRESHOLDS_FILE, "extraction")
+    assert all(k.startswith("extraction.") for op in block.values() for k in op)
+    assert speed_summary(rules_result)["extraction_corpus.rules"]["items"] > 0
+    # the corpus has a gate block of its own, for `llmstruct eval corpus --gate`
+    checks = check_gate(rules_result, load_thresholds(ROOT / THRESHOLDS_FILE, "corpus"))
+    assert len(checks) >= 8 and [c for c in checks if not c.ok] == []
+
+
+def test_a_subset_may_name_corpus_items(tmp_path):
+    sub = tmp_path / "sub.yaml"
+    sub.write_text(yaml.safe_dump({"extraction": ["000_5c1aadecc78db95a#1", "03_caidian_fenjie_2023#1"]}),
+                   encoding="utf-8")
+    suite = load_suite([str(sub)], ROOT)
+    assert [i.doc for i in suite.items] == ["000_5c1aadecc78db95a"]
+    assert [i.doc for i in suite.corpus_items] == ["03_caidian_fenjie_2023"]
+    result = run_eval(suite, EvalOptions(rules_only=True))
+    assert result["extraction"]["rules"]["gold_items"] == result["extraction_corpus"]["rules"]["gold_items"] == 1
+
+
+def test_a_corpus_only_run_is_scored_by_the_cli(tmp_path):
+    out = runner.invoke(app, ["eval", "corpus", "--rules-only", "--report", str(tmp_path / "c.html")])
+    assert out.exit_code == 0, out.output
+    data = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
+    assert "extraction" not in data and data["extraction_corpus"]["rules"]["gold_items"] > 0
 
 
 @pytest.mark.slow
