@@ -34,6 +34,7 @@ from llmstruct.schema import (
 )
 from llmstruct.structure.assessment import assess_item
 from llmstruct.structure.figures import Figure, find_figures, rule_name
+from llmstruct.structure.layout import in_progress_report
 from llmstruct.structure.rules import overall_status
 from llmstruct.text.grounding import align
 from llmstruct.text.normalize import NormText, to_simplified
@@ -43,8 +44,10 @@ from llmstruct.vocab import VOCAB, words_pattern
 PROMPT = "label_item.v2"
 MAX_FIGURES = 24
 MAX_PROMPT_CHARS = 1800
-_REVIEW = re.compile(r"回顾|过去一年|过去五年|完成情况")
+_REVIEW = re.compile(r"回顾|过去一年|过去五年|(?:完成|执行|落实|进展|推进)情况")
 _PLAN = re.compile(r"安排|目标|计划|重点工作|我们将|新的一年|展望")
+# Words before a figure that make it a plan even in a progress report (下半年力争增长8%).
+_PLAN_LEAD = re.compile(r"力争|争取|确保|计划|下半年|下一步|明年|预期目标[为是]|目标[为是]")
 
 
 class StatusLabel(Strict):
@@ -118,14 +121,20 @@ def _section_kind(item: TaskItem) -> IndicatorKind | None:
 
 
 def _marked_kind(nt: NormText, item: TaskItem, site: FigureSite) -> IndicatorKind | None:
-    """Kinds the text marks itself: a task's own figures are targets, 预计 marks a forecast."""
-    if "预计" in nt.text[_sentence_start(nt, site.floor, site.figure.start):site.figure.start]:
+    """Kinds the text marks itself: a task's own figures are targets, 预计 marks a forecast,
+    and a paragraph of a progress report (上半年…执行情况) states actuals unless its words
+    before the figure plan (力争, 下半年)."""
+    lead = nt.text[_sentence_start(nt, site.floor, site.figure.start):site.figure.start]
+    if "预计" in lead:
         return "forecast"
     if site.where != "task":
         return None
     if item.kind in ("task", "target"):
         return "target"
-    return _section_kind(item)
+    kind = _section_kind(item)
+    if kind is None and in_progress_report(nt, site.figure.start) and not _PLAN_LEAD.search(lead):
+        return "actual"
+    return kind
 
 
 def build_job(nt: NormText, item: TaskItem, model_id: str = "", prompt: bool = True) -> LabelJob:

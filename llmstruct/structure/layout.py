@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from types import SimpleNamespace
 
 from llmstruct.text.normalize import NormText
 
@@ -138,3 +140,39 @@ def split_reports(nt: NormText) -> list[ReportSlice]:
 
 def _is_date_line(text: str) -> bool:
     return bool(re.fullmatch(r"\d{4}[-/.年]\d{1,2}[-/.月]\d{1,2}日?", text))
+
+
+# A reporting period, then what a progress report reports on it (上半年…执行情况, 1-8月份进展情况,
+# 第三季度落实情况), or such a report named as one (进展情况的通报, 推进情况（1-11月）).
+_PERIOD = r"(?:上半年|半年|前三季度|第?[一二三四]季度|1\s*[-－—~～至到]\s*\d{1,2}\s*月份?|\d{1,2}月份|\d{1,2}月(?:底|末))"
+_ON = r"(?:执行|完成|落实|进展|推进)情况"
+_PROGRESS_HEAD = re.compile(
+    rf"{_PERIOD}[^。\n]{{0,40}}?{_ON}|{_ON}的?(?:报告|通报|汇报)|{_ON}\s*[（(]\s*{_PERIOD}|{_PERIOD}[^。\n]{{0,20}}?工作总结"
+)
+_HEAD_LINES = 8
+_HEAD_LINE_MAX = 120
+
+
+@lru_cache(maxsize=8)
+def _report_heads(text: str) -> tuple[tuple[int, bool], ...]:
+    """(start, is a progress report) of each report in ``text`` (see :func:`split_reports`)."""
+    view = SimpleNamespace(text=text)
+    out = []
+    for sl in split_reports(view):  # type: ignore[arg-type]
+        head = [ln.text for ln in lines(view, sl.start, sl.end)[:_HEAD_LINES]  # type: ignore[arg-type]
+                if len(ln.text) <= _HEAD_LINE_MAX]
+        out.append((sl.start, any(_PROGRESS_HEAD.search(t) for t in head)))
+    return tuple(out)
+
+
+def in_progress_report(nt: NormText, pos: int) -> bool:
+    """Whether clean position ``pos`` lies in a report on how work went in a period (a
+    半年/季度/1-N月 执行情况, 落实情况 or 进展情况 report or bulletin), judged by the short lines
+    that open the report (title, issuer, first sentence): there a paragraph's figures are
+    what was achieved, and 上半年 is the period reported on, not a deadline."""
+    found = False
+    for start, progress in _report_heads(nt.text):
+        if start > pos:
+            break
+        found = progress
+    return found

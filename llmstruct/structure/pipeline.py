@@ -59,14 +59,20 @@ def structure_source(source: SourceText) -> Structured:
                                            f"limit of {MAX_ITEMS:,} per report; split the file")
         items = []
         paragraph_no = 0
+        used: set[str] = set()
         for raw in raw_items:
             if raw.seq_no is not None:
                 item_id = f"{doc_id}#{raw.seq_no}"
+                n = 1
+                while item_id in used:  # （一） numbering starts again in each 一、 section
+                    n += 1
+                    item_id = f"{doc_id}#{raw.seq_no}-{n}"
+                used.add(item_id)
             else:
                 paragraph_no += 1
                 item_id = f"{doc_id}#p{paragraph_no:03d}"
             items.append(rules_only(nt, build_item(nt, raw, item_id)))
-        if layout == "numbered":
+        if layout in ("numbered", "cells"):
             doc_type = "progress_report" if any(i.progress for i in items) else "task_list"
         else:
             doc_type = _DOC_TYPES[layout]

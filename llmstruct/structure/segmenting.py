@@ -2,9 +2,14 @@
 
 Layouts:
 - ``numbered``: ``N. task…（责任领导：…）`` followed by a ``进展情况：`` paragraph, or one-line
-  numbered tasks ending in a unit tail ``（X牵头，Y等部门配合）``;
+  numbered tasks ending in a unit tail ``（X牵头，Y等部门配合）``, or tasks followed by their
+  units on lines of their own (``牵头单位：X`` / ``责任单位：Y、Z``). Task-split notices that
+  number their targets ``（一）…`` and give each a ``责任单位：`` line (or clause) are numbered
+  the same way, by ``（一）``, ``（二）``… within each ``一、`` section;
 - ``table``: a PDF table 序号 / 年度任务目标 / 责任单位 / 进展情况 whose cells wrap every few
   characters and whose progress column is split into per-unit blocks (``底阁镇：``);
+- ``cells``: a table flattened one cell per line (``序号`` / header cells / ``1`` / task /
+  units …), in :mod:`llmstruct.structure.cells`;
 - ``work_report``: an unnumbered 政府工作报告, whose items are topic paragraphs.
 
 Segmenters return :class:`RawItem` with clean-text ranges; :mod:`llmstruct.rules` turns
@@ -19,8 +24,29 @@ from dataclasses import dataclass, field
 from llmstruct.structure.layout import Line, cn_number, lines
 from llmstruct.text.normalize import CJK, CJK_PUNCT, NormText
 from llmstruct.text.units import looks_like_unit
+from llmstruct.vocab import VOCAB
 
 Range = tuple[int, int]
+
+# Label keys of a unit clause or a unit line -> role (None: the key names leaders): the
+# vocabulary's keys, plus the 部门 forms and 协同 that task-split tables print for the same roles.
+UNIT_KEY_ROLES: dict[str, str | None] = {
+    **VOCAB.clause_key_roles,
+    "牵头部门": "lead", "责任部门": "responsible", "主责部门": "responsible",
+    "配合部门": "cooperating", "协办部门": "cooperating", "协同单位": "cooperating", "协同部门": "cooperating",
+}
+_KEYS_RX = "|".join(map(re.escape, sorted(UNIT_KEY_ROLES, key=len, reverse=True)))
+_LEADER_KEYS_RX = "|".join(map(re.escape, sorted((k for k, r in UNIT_KEY_ROLES.items() if r is None),
+                                                   key=len, reverse=True)))
+# A line that only assigns: ``牵头单位：区发改局`` / ``责任单位：A、B`` / ``牵头领导：X``.
+_UNIT_LINE = re.compile(rf"^(?:{_KEYS_RX})\s*[：:]\s*\S")
+_LEADER_LINE = re.compile(rf"^(?:{_LEADER_KEYS_RX})\s*[：:]\s*\S")
+# A keyed clause left open at the end of a task (the page or the cell is cut off after it).
+_OPEN_CLAUSE = re.compile(rf"[（(]\s*((?:{_KEYS_RX})\s*[：:][^（）()]*)$")
+# A keyed assignment clause anywhere in a line: ``…。(牵头单位：市发改委；…``.
+_KEYED_CLAUSE = re.compile(rf"[（(]\s*(?:{_KEYS_RX})\s*[：:]")
+# ``（牵头领导：成坤、柯相国）`` closing a section heading: leaders of every item under it.
+_HEADING_LEADERS = re.compile(rf"[（(]\s*((?:{_LEADER_KEYS_RX})\s*[：:][^（）()]*)[）)]\s*$")
 
 
 @dataclass
@@ -39,12 +65,20 @@ class RawItem:
     unit_clause: Range | None = None
     unit_cells: list[list[Range]] = field(default_factory=list)
     progress: list[RawProgress] = field(default_factory=list)
+    unit_lines: list[Range] = field(default_factory=list)  # ``牵头单位：X`` lines, each parsed as a clause
+    section_leaders: list[Range] = field(default_factory=list)  # ``牵头领导：…`` of the sections above
+    cell_roles: list[str] = field(default_factory=list)  # role of each of ``unit_cells`` (default responsible)
+    leader_cells: list[Range] = field(default_factory=list)  # a 分管领导 column's cell
 
 
 _ITEM = re.compile(r"^(\d{1,4})\s*[.．、](?!\d)\s*")
 _L1 = re.compile(r"^([一二三四五六七八九十]{1,3})、\s*(.+)$")
 _L2 = re.compile(r"^（([一二三四五六七八九十]{1,3})）\s*(.+)$")
 _TARGETS = re.compile(r"^主要(?:经济社会发展)?(?:预期)?(?:目标|指标)(?:（共\s*\d+\s*项）)?$")
+# A section of main targets under a number or with a lead-in: 一、经济社会发展的主要预期目标,
+# 一、2023年全区经济社会发展主要预期目标.
+_TARGETS_SECTION = re.compile(r"^(?:[一二三四五六七八九十]{1,3}、\s*)?[^，。；：、]{0,24}?(?:主要(?:经济社会发展)?预期(?:目标|指标)"
+                              r"|经济社会发展(?:的)?主要(?:目标|指标))$")
 _PROGRESS = re.compile(r"^进展情况\s*[：:]\s*")
 _UNIT_CLAUSE = re.compile(r"[（(]([^（）()]*?(?:责任领导|责任单位|牵头|负责|配合)[^（）()]*)[）)]\s*[。.]?\s*$")
 _TABLE_HEADER = re.compile(r"^序号\s+.*任务.*责任单位")
@@ -56,6 +90,10 @@ def detect_layout(nt: NormText, start: int, end: int) -> str:
     text = nt.text[start:end]
     if re.search(r"(?m)^\s*序号\s+.*责任单位", text) and len(re.findall(r"(?m)^\s*\d{1,3}\s*$", text)) >= 3:
         return "table"
+    from llmstruct.structure.cells import is_cell_table  # cells builds on this module
+
+    if "序号" in text and is_cell_table(nt, start, end):
+        return "cells"
     found = list(re.finditer(r"(?m)^\s*\d{1,4}\s*[.．、](?!\d).*$", text))
     # Numbered lines that start only in the second half of a report are a list or an
     # appendix inside it (a work report's 民生实事 1-10, its 名词解释), not its layout: on the
@@ -70,7 +108,36 @@ def detect_layout(nt: NormText, start: int, end: int) -> str:
     # numbered line, or 进展情况 paragraphs.
     if numbered and (any(_UNIT_CLAUSE.search(ln) for ln in numbered) or re.search(r"(?m)^\s*进展情况\s*[：:]", text)):
         return "numbered"
+    if numbered and _assigned_lines(lines(nt, start, end), _ITEM) >= 1:
+        return "numbered"
+    if _assigned_lines(lines(nt, start, end), _L2) > len(numbered):
+        return "numbered"
     return "work_report"
+
+
+def _assigned_lines(all_lines: list[Line], marker: re.Pattern[str]) -> int:
+    """Lines opened by ``marker`` that are assigned to units: a keyed clause in the line
+    (``（一）…。(牵头单位：…``) or a unit line (``责任单位：…``) right after it."""
+    n = 0
+    for i, ln in enumerate(all_lines):
+        if not marker.match(ln.text):
+            continue
+        nxt = all_lines[i + 1].text if i + 1 < len(all_lines) else ""
+        n += bool(_KEYED_CLAUSE.search(ln.text) or _is_unit_line(nxt))
+    return n
+
+
+def _is_unit_line(text: str) -> bool:
+    """``责任单位：A、B`` on a line of its own; not the rest of a clause the task line opened
+    (``…（责任领导：X；`` / ``责任单位：A；配合单位：B）``), which closes a bracket it did not open."""
+    if not _UNIT_LINE.match(text):
+        return False
+    return text.count("）") + text.count(")") <= text.count("（") + text.count("(")
+
+
+def is_targets_section(heading: str) -> bool:
+    """A 主要预期目标 heading: the items under it are targets."""
+    return bool(_TARGETS.match(heading) or _TARGETS_SECTION.match(heading))
 
 
 def numbering_restarts(nt: NormText, start: int, end: int) -> int:
@@ -81,9 +148,10 @@ def numbering_restarts(nt: NormText, start: int, end: int) -> int:
 
 
 def segment(nt: NormText, start: int, end: int, layout: str) -> list[RawItem]:
-    return {"numbered": segment_numbered, "table": segment_table, "work_report": segment_work_report}[layout](
-        nt, start, end
-    )
+    from llmstruct.structure.cells import segment_cells  # cells builds on this module
+
+    return {"numbered": segment_numbered, "table": segment_table, "work_report": segment_work_report,
+            "cells": segment_cells}[layout](nt, start, end)
 
 
 class _Sections:
@@ -93,59 +161,102 @@ class _Sections:
         self.path: list[str] = []
         self.l1 = 0
         self.l2 = 0
+        # 牵头领导 clauses of the level-1 and level-2 sections now open
+        self.leaders: list[list[Range]] = [[], []]
 
     def try_heading(self, line: Line, max_len: int = 60) -> bool:
         text = line.text
-        if len(text) > max_len or text.endswith(("。", "；", "，")):
+        lm = _HEADING_LEADERS.search(text)
+        bare = text[: lm.start()] if lm else text
+        if len(bare) > max_len or bare.endswith(("。", "；", "，")):
             return False
-        if _TARGETS.match(text):
+        clause = [(line.start + lm.start(1), line.start + lm.end(1))] if lm else []
+        if _TARGETS.match(bare):
             self.path = [text]
+            self.leaders = [clause, []]
             return True
-        m = _L1.match(text)
+        m = _L1.match(bare)
         if m and cn_number(m.group(1)) == self.l1 + 1:
             self.l1 += 1
             self.l2 = 0
             self.path = [text]
+            self.leaders = [clause, []]
             return True
-        m = _L2.match(text)
+        m = _L2.match(bare)
         if m and cn_number(m.group(1)) == self.l2 + 1 and (self.l1 or self.l2 or self.path):
             self.l2 += 1
             self.path = self.path[:1] + [text]
+            self.leaders[1] = clause
             return True
         return False
 
+    def add_leaders(self, clause: Range) -> None:
+        """A ``牵头领导：…`` line right under a heading: the innermost open section's."""
+        self.leaders[1 if self.l2 and len(self.path) > 1 else 0].append(clause)
+
+    def section_leaders(self) -> list[Range]:
+        return list(self.leaders[1] or self.leaders[0])
+
 
 def segment_numbered(nt: NormText, start: int, end: int) -> list[RawItem]:
-    """Numbered tasks, with optional unit clause and optional 进展情况 paragraph."""
+    """Numbered tasks, with optional unit clause, unit lines and 进展情况 paragraph.
+
+    Items are numbered ``N.``; in a task split that numbers its targets ``（一）…`` and
+    assigns each to units (and has fewer ``N.`` lines than such targets), they are numbered
+    ``（一）``, again from one in each ``一、`` section. ``牵头单位：X`` lines after a task
+    are its units; a ``牵头领导：…`` line right under a heading, or such a clause closing
+    the heading, names the leaders of the items under that heading.
+    """
+    all_lines = lines(nt, start, end)
+    by_paren = _assigned_lines(all_lines, _L2) > sum(1 for ln in all_lines if _ITEM.match(ln.text))
+    marker = _L2 if by_paren else _ITEM
     items: list[RawItem] = []
     sections = _Sections()
     expected = 1
     task_lines: list[Line] = []
+    unit_lines: list[Line] = []
     progress_lines: list[Line] = []
     current: RawItem | None = None
 
     def close() -> None:
         if current is None:
             return
-        _finish_numbered(nt, current, task_lines, progress_lines)
+        _finish_numbered(nt, current, task_lines, progress_lines, unit_lines)
         items.append(current)
 
-    for line in lines(nt, start, end):
-        m = _ITEM.match(line.text)
-        if m and int(m.group(1)) == expected:
+    for line in all_lines:
+        m = marker.match(line.text)
+        if m and (cn_number(m.group(1)) if by_paren else int(m.group(1))) == expected:
             close()
-            task_lines, progress_lines = [], []
-            kind = "target" if sections.path and _TARGETS.match(sections.path[0]) else "task"
-            current = RawItem(seq_no=expected, kind=kind, section_path=list(sections.path), task=[])
-            task_lines.append(Line(line.start + m.end(), line.end, line.text[m.end():], False))
+            task_lines, progress_lines, unit_lines = [], [], []
+            kind = "target" if sections.path and is_targets_section(sections.path[0]) else "task"
+            current = RawItem(seq_no=expected, kind=kind, section_path=list(sections.path), task=[],
+                              section_leaders=sections.section_leaders())
+            body = m.end(1) + 1 if by_paren else m.end()
+            body += len(line.text[body:]) - len(line.text[body:].lstrip())
+            task_lines.append(Line(line.start + body, line.end, line.text[body:], False))
             expected += 1
             continue
+        l1_before = sections.l1
         if sections.try_heading(line):
             close()
             current = None
-            task_lines, progress_lines = [], []
+            task_lines, progress_lines, unit_lines = [], [], []
+            if by_paren and sections.l1 != l1_before:
+                expected = 1
             continue
         if current is None:
+            if _LEADER_LINE.match(line.text) and (sections.path or sections.l1):
+                sections.add_leaders((line.start, line.end))
+            continue
+        if not progress_lines and _is_unit_line(line.text):
+            unit_lines.append(line)
+            continue
+        if unit_lines and not progress_lines and unit_lines[-1].text.endswith(("、", "，", ",")) \
+                and len(line.text) <= 40 and not _PROGRESS.match(line.text):
+            # a unit list wrapped onto the next line
+            last = unit_lines[-1]
+            unit_lines[-1] = Line(last.start, line.end, nt.text[last.start:line.end], last.indented)
             continue
         p = _PROGRESS.match(line.text)
         if p and not progress_lines:
@@ -158,13 +269,25 @@ def segment_numbered(nt: NormText, start: int, end: int) -> list[RawItem]:
     return items
 
 
-def _finish_numbered(nt: NormText, item: RawItem, task_lines: list[Line], progress_lines: list[Line]) -> None:
-    t_start, t_end = task_lines[0].start, task_lines[-1].end
-    m = _UNIT_CLAUSE.search(nt.text[t_start:t_end])
+def _finish_numbered(nt: NormText, item: RawItem, task_lines: list[Line], progress_lines: list[Line],
+                     unit_lines: list[Line] | None = None) -> None:
+    unit_lines = unit_lines or []
+    # the task text runs over its lines, in pieces where unit lines come between
+    runs: list[Range] = []
+    for ln in task_lines:
+        if runs and not any(runs[-1][1] <= u.start < ln.start for u in unit_lines):
+            runs[-1] = (runs[-1][0], ln.end)
+        else:
+            runs.append((ln.start, ln.end))
+    t_start, t_end = runs[0]
+    text = nt.text[t_start:t_end]
+    m = _UNIT_CLAUSE.search(text) or _OPEN_CLAUSE.search(text)
     if m:
         item.unit_clause = (t_start + m.start(1), t_start + m.end(1))
         t_end = t_start + m.start()
-    item.task = [nt.strip(t_start, t_end)]
+    item.task = [r for r in [nt.strip(t_start, t_end)] + [nt.strip(*r) for r in runs[1:]] if r[1] > r[0]] \
+        or [nt.strip(t_start, t_end)]
+    item.unit_lines = [(ln.start, ln.end) for ln in unit_lines]
     if len(progress_lines) > 1 or (progress_lines and progress_lines[0].end > progress_lines[0].start):
         p_start = progress_lines[0].start
         item.progress = [RawProgress(None, [nt.strip(p_start, progress_lines[-1].end)])]
