@@ -180,6 +180,7 @@ def test_concurrent_streams_share_steps_and_match_streams_alone(model_dir):
     system = b.chat_prompt(SYSTEM, "§").split("§")[0]
     prompts = [b.chat_prompt(SYSTEM, p) for p in PROMPTS] + [b.chat_prompt(SYSTEM, "随便说点什么，" * 30)]
     budgets = [120, 40, 200, 80]
+    b.scheduler.prefill_chunk = 64  # prompts of several chunks, interleaved with the others' steps
     alone = ["".join(b.generate_json_stream(p, Tiny, n, prefix=system)) for p, n in zip(prompts, budgets)]
     steps_alone = b.scheduler.steps
     together: list[str] = [""] * len(prompts)
