@@ -29,6 +29,7 @@ from llmstruct.answer.planning import (
     Plan,
     apply_filters,
     part_plan,
+    part_topics,
     plan,
     question_parts,
 )
@@ -144,7 +145,11 @@ class Asker:
         yield StreamEvent("status", text=f"检索到 {len(passages)} 段相关原文，正在生成回答…", passages=tuple(hits))
         max_statements = 3 if p.intent == "compare" else 2
         contexts = [passage_header(ps.hit, self.catalog) for ps in passages]
-        groups = self._by_part(p, parts, passages, contexts) if parts else self._by_place(p, passages, terms, contexts)
+        gaps: list[str] = []
+        if parts:
+            groups, gaps = self._by_part(p, parts, passages, contexts)
+        else:
+            groups = self._by_place(p, passages, terms, contexts)
         if groups:
             spec = tuple((tuple(i + 1 for i in g.passages), tuple(c for _, c in g.ranked)) for g in groups)
             schema = grouped_schema(spec)
@@ -170,7 +175,9 @@ class Asker:
             if draft:
                 yield StreamEvent("draft", text=draft, passages=tuple(hits), seconds=time.perf_counter() - t0)
         report = VerifyReport()
-        answer = answer_from_output(question, p.standalone, raw, passages, self.catalog, report, schema, ranked, groups)
+        docs, places = self._asked_places(p, filters)
+        answer = answer_from_output(question, p.standalone, raw, passages, self.catalog, report, schema, ranked, groups,
+                                    docs=docs, places=places, gaps=gaps)
         yield StreamEvent("final", answer=answer, passages=tuple(hits), seconds=time.perf_counter() - t0,
                           refusal=report.refusal if answer.refused else None, report=report)
 
@@ -190,16 +197,34 @@ class Asker:
                                        doc.place if doc else ""))
         return out if len(out) >= 2 else []
 
+    def _asked_places(self, p: Plan, filters: dict[str, str] | None) -> tuple[list[str] | None,
+                                                                             list[tuple[str, list[str]]]]:
+        """The documents a statement may cite (those of the places or the document asked
+        about; None when the question names none), and (place, its documents) for each place
+        of a question about several (each answered or named as not found)."""
+        docs = list(p.doc_ids) if p.doc_ids and (p.regions or (filters or {}).get("doc_id")
+                                                 or (filters or {}).get("region")) else None
+        places = []
+        if len(p.regions) >= 2 and not (filters or {}).get("doc_id"):
+            for place in p.regions:
+                mine = [d for d in self.catalog.docs_for([place], p.years) if d in p.doc_ids]
+                places.append((place, mine))
+        return docs, places
+
     def _by_part(self, p: Plan, parts: Sequence[str], passages: Sequence[Passage],
-                 contexts: Sequence[str]) -> list[AnswerGroup]:
-        """For a question in parts: one group per part, its sentences ranked for that part
-        over all the pooled passages; ``[]`` unless every part has sentences."""
+                 contexts: Sequence[str]) -> tuple[list[AnswerGroup], list[str]]:
+        """For a question in parts: one group per part that has sentences, ranked for that
+        part over all the pooled passages, and the topics of the parts with none (named as
+        not found); ``([], [])`` when no part has sentences."""
         every = list(range(len(passages)))
-        out = []
-        for q in parts:
+        topics = part_topics(p.standalone, self.catalog)
+        out, gaps = [], []
+        for i, q in enumerate(parts):
             sub = part_plan(p, q)
             ranked = ranked_clauses(passages, content_terms(q, self.catalog), sub.years, contexts, q, k=3)
-            if not ranked:
-                return []
-            out.append(AnswerGroup(every, ranked, q, q))
-        return out
+            topic = topics[i] if i < len(topics) else q.rstrip("？")
+            if ranked:
+                out.append(AnswerGroup(every, ranked, q, q, gap=topic))
+            else:
+                gaps.append(topic)
+        return (out, gaps) if out else ([], [])

@@ -176,6 +176,38 @@ def question_parts(question: str, catalog: Catalog | None = None) -> list[str]:
     return [parts[0] + "？"] + [f"{subject}，{x}？" if subject else f"{x}？" for x in parts[1:]]
 
 
+_ASKING_END = re.compile(r"(?:分别)?(?:是什么|是多少|有多少|是哪些|有哪些|有什么|多少|几何)$|得?(?:怎么样|怎样|如何)$|[呢吗吧]$")
+
+
+def gap_topic(part: str) -> str:
+    """What a part of a question asks about, as a short phrase naming it when nothing
+    answers it: 固定资产投资的目标是什么？ → 固定资产投资的目标; 1-5月完成得怎么样 → 1-5月完成情况."""
+    t = re.sub(r"[？?。！!，,\s]+$", "", part.strip())
+    for _ in range(2):
+        m = _ASKING_END.search(t)
+        if not m or m.start() == 0:
+            break
+        t = t[:m.start()].rstrip("，,的 ") + ("情况" if re.search("怎么样|怎样|如何", m.group()) else "")
+    return t.replace("，", "").replace(",", "")
+
+
+def part_topics(question: str, catalog: Catalog | None = None) -> list[str]:
+    """For each part of :func:`question_parts`, what to name when it has no verified
+    statement: the part as asked, led by the first part's subject when it has none of its own
+    (1-5月完成得怎么样 → 固定资产投资1-5月完成情况)."""
+    parts = [x.strip() for x in re.split(r"[？?]", question) if len(x.strip()) >= 3]
+    led = question_parts(question, catalog)
+    if not led:
+        return []
+    subject = set(content_terms(parts[0], catalog))
+    out = [gap_topic(parts[0])]
+    for raw, full in zip(parts[1:], led[1:]):
+        own = [t for t in content_terms(raw, catalog) if t not in _MEASURE_WORDS and t not in subject
+               and not re.fullmatch(r"[\d\-]+[年月]?", t)]
+        out.append(gap_topic(raw if own else full))
+    return out
+
+
 def part_plan(p: Plan, part: str) -> Plan:
     """The plan for one part: its own text, keywords and years (the whole question's years
     when the part names none)."""

@@ -36,6 +36,8 @@ REPAIR_TRIES = 2
 
 _PERIODS = VOCAB.words("period_words")
 
+_ASKS_TARGET = re.compile(r"目标|计划|力争")
+
 _MONTH_RANGE = re.compile(r"(\d{1,2})\s*[-—－~至到]\s*(\d{1,2})\s*月")
 
 
@@ -62,13 +64,15 @@ class AnswerGroup:
     """What statement i of a grouped answer answers: a place of a comparison or a part of
     the question. ``passages``: indices it may cite; ``ranked``: its candidate sentences;
     ``question``: what its evidence must fit; ``label``: its heading in the prompt;
-    ``line_prefix``: put before its verified line (a comparison's place name)."""
+    ``line_prefix``: put before its verified line (a comparison's place name); ``gap``: what
+    the answer names as not found when the group has no verified statement (a part's topic)."""
 
     passages: list[int]
     ranked: list[tuple[float, str]]
     question: str
     label: str
     line_prefix: str = ""
+    gap: str = ""
 
 
 @dataclass
@@ -81,6 +85,8 @@ class VerifyReport:
     dropped_irrelevant: int = 0
     dropped_unfit: int = 0
     best_sentence_used: int = 0
+    dropped_place: int = 0
+    gaps: list[str] = field(default_factory=list)
     refusal: Refusal | None = None
 
 
@@ -168,6 +174,10 @@ def evidence_fits(question: str, verified: Sequence[Verified], passages: Sequenc
         if kinds and kinds <= {"target"} and not _ASKS_PLAN.search(q):
             return refusal("target_not_actual")
         if kinds and kinds <= {"actual", "baseline"} and _ASKS_PLAN.search(q) and not _ASKS_ACTUAL.search(q):
+            return refusal("actual_not_target")
+        # what is expected (预计上半年增长30%左右) is not the target asked (目标是什么) either
+        if (kinds and kinds <= {"actual", "baseline", "forecast"} and "forecast" in kinds and _ASKS_TARGET.search(q)
+                and not _ASKS_ACTUAL.search(q)):
             return refusal("actual_not_target")
         # what the quoted figures are about (their names in the records) must be what is
         # asked: 进出口总额 is not answered by 社会消费品零售总额; a named item is its own subject
