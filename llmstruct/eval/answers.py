@@ -10,6 +10,8 @@ holds it, or when code computed it and the computation checks (``llmstruct.answe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -52,18 +54,20 @@ def _relevant(c, spans: list[tuple[str, list[tuple[int, int]]]]) -> bool:
     return any(f == name and any(overlap(sp, (c.start, c.end)) > 0 for sp in occ) for f, occ in spans)
 
 
-def unsupported_numbers(q: GoldQuestion, a: Answer) -> tuple[int, int]:
+def unsupported_numbers(q: GoldQuestion, a: Answer, labels: Mapping[str, str] | None = None) -> tuple[int, int]:
     """(numbers in the answer not in any cited quote nor in the question nor computed, numbers in
     the answer). Citation marks ([1], [2]) are not numbers of the answer. A computed number (2436
     of 5500 − 3064, 101000 of 10.1亿元) is supported exactly when it is the result or an operand of
     a computation that checks; the numbers of one that fails are unsupported even where quoted,
-    since the answer derives something wrong from them."""
+    since the answer derives something wrong from them. ``labels`` (doc_id → the label answers
+    name a document by, 临沭县2021年·…): the numbers of a cited document's label are its name."""
     nums = numbers_in(_CITE_MARK.sub("", a.answer))
     if not nums:
         return 0, 0
     allowed = set(numbers_in(q.question))
     for c in a.citations:
         allowed.update(numbers_in(c.quote))
+        allowed.update(numbers_in((labels or {}).get(c.doc_id, "")))
     computed: set[Decimal] = set()
     failed: set[Decimal] = set()
     for comp, problems in verify(a):  # signs aside: 5 − (-4.7) writes the number 4.7
@@ -75,7 +79,8 @@ def unsupported_numbers(q: GoldQuestion, a: Answer) -> tuple[int, int]:
     return sum(1 for n in nums if not supported(n)), len(nums)
 
 
-def score_answers(run: AnswerRun, questions: list[GoldQuestion], texts: dict[str, str]) -> dict:
+def score_answers(run: AnswerRun, questions: list[GoldQuestion], texts: dict[str, str],
+                  labels: Mapping[str, str] | None = None) -> dict:
     """Every answer number for one system, overall and per question type."""
     by_type: dict[str, dict[str, Rate]] = defaultdict(lambda: defaultdict(lambda: Rate(0, 0)))
     total: dict[str, Rate] = defaultdict(lambda: Rate(0, 0))
@@ -106,7 +111,7 @@ def score_answers(run: AnswerRun, questions: list[GoldQuestion], texts: dict[str
             else:
                 rows["refused_unanswerable"] = Rate(int(a.refused), 1)
             if not a.refused:
-                bad, n = unsupported_numbers(q, a)
+                bad, n = unsupported_numbers(q, a, labels)
                 rows["unsupported_numbers"] = Rate(bad, n)
                 rows["citations_verified"] = Rate(
                     sum(texts.get(Path(c.source_file).name, "")[c.start:c.end] == c.quote for c in a.citations),

@@ -435,7 +435,8 @@ def _answers(questions, files, texts, opts: EvalOptions, backend, store, section
     run = AnswerRun(name="llmstruct", title=f"llmstruct ({b.model_id})",
                     answers=answers, seconds=secs, errors=errors, notes=(how,))
     sections.ran("answers", f"{len(answers)} answered, {len(errors)} failed")
-    return {"llmstruct": score_answers(run, questions, texts)}
+    labels = {d: doc.label for d, doc in catalog.docs.items()}
+    return {"llmstruct": score_answers(run, questions, texts, labels)}
 
 
 def speed_summary(result: dict) -> dict:

@@ -147,3 +147,13 @@ def test_a_ranking_must_follow_its_values(asker):
     reordered = tampered(a, i, operands=[ops[1], ops[0], *ops[2:]], result=ops[1])
     assert "the ranking does not read the operands in order" in check_computations(reordered)[0]
     assert unsupported_numbers(q, second)[0] > 0  # 13100 is in no quote: only a ranking that checks holds it
+
+
+def test_numbers_in_a_cited_documents_label_are_its_name(asker, gold):
+    """An answer names its documents (临沭县2021年·…): with the labels, those years are no
+    unsupported numbers; without them they are."""
+    q = gold["q025"]
+    a = asker.ask(q.question)
+    labels = {d: doc.label for d, doc in asker.catalog.docs.items()}
+    assert unsupported_numbers(q, a)[0] > 0
+    assert unsupported_numbers(q, a, labels)[0] == 0
