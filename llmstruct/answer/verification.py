@@ -28,13 +28,19 @@ from llmstruct.answer.terms import (
 from llmstruct.schema import Citation
 from llmstruct.text.grounding import align
 from llmstruct.text.normalize import normalize
-from llmstruct.vocab import VOCAB
+from llmstruct.vocab import VOCAB, words_pattern
 
 RELEVANCE_SHARE = 0.6
 
 REPAIR_TRIES = 2
 
 _PERIODS = VOCAB.words("period_words")
+
+_CLAIMS_DONE = words_pattern(VOCAB.words("claim_done_words"))
+_NOT_DONE = words_pattern(VOCAB.words("not_done_words"))
+_NEGATION = words_pattern(VOCAB.words("negation_words"))
+_RISE = words_pattern(VOCAB.words("rise_words"))
+_FALL = words_pattern(VOCAB.words("fall_words"))
 
 _ASKS_TARGET = re.compile(r"目标|计划|力争")
 
@@ -82,6 +88,7 @@ class VerifyReport:
     dropped_quote: int = 0
     cite_repaired: int = 0
     text_repaired: int = 0
+    text_conflicts: int = 0  # statements whose words the quote contradicts, shown as the quote
     dropped_irrelevant: int = 0
     dropped_unfit: int = 0
     best_sentence_used: int = 0
@@ -129,7 +136,11 @@ def verify_statement(stmt: Any, passages: Sequence[Passage], report: VerifyRepor
     have = set(numbers_in(evidence))
     text = stmt.text.strip()
     text_numbers = numbers_in(text)
-    if any(x not in have for x in text_numbers) or not text or (asks_number and not text_numbers and have):
+    conflict = statement_conflict(text, evidence)
+    if conflict:
+        report.text_conflicts += 1
+    if (conflict or any(x not in have for x in text_numbers) or not text
+            or (asks_number and not text_numbers and have)):
         text = compact(Passage.of(passages[placed[0][0] - 1].hit.model_copy(
             update={"text": placed[0][1][2], "start": placed[0][1][0], "end": placed[0][1][1]})).text)
         repaired.append("text")
@@ -140,6 +151,21 @@ def verify_statement(stmt: Any, passages: Sequence[Passage], report: VerifyRepor
         citations.append(Citation(n=n, doc_id=h.doc_id, source_file=h.source_file, start=start, end=end, quote=quote))
     report.kept += 1
     return Verified(text=text, citations=citations, repaired=repaired)
+
+
+def statement_conflict(text: str, quote: str) -> str:
+    """Why the statement's own words disagree with its quote ("" when they do not): it claims
+    completion where the quote says not done, negates what the quote does not, or states a
+    direction (增长/下降) the quote does not. Numbers are checked apart."""
+    if _CLAIMS_DONE.search(text) and _NOT_DONE.search(quote) and not _CLAIMS_DONE.search(quote):
+        return "completion"
+    if _NEGATION.search(text) and not (_NEGATION.search(quote) or _NOT_DONE.search(quote)):
+        return "negation"
+    if _FALL.search(text) and not _FALL.search(quote) and _RISE.search(quote):
+        return "direction"
+    if _RISE.search(text) and not _RISE.search(quote) and _FALL.search(quote):
+        return "direction"
+    return ""
 
 
 def periods(text: str) -> set[str]:

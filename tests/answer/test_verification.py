@@ -90,3 +90,23 @@ def test_a_figure_about_something_else_does_not_answer(catalog):
     assert v is not None and "142.5" in v.citations[0].quote  # the original, Traditional text
     assert evidence_fits(p.standalone, [v], passages, catalog=catalog) .code == "wrong_subject"
     assert evidence_fits("郯城县2022年社会消费品零售总额是多少？", [v], passages, catalog=catalog) is None
+
+
+def test_a_statement_its_quote_contradicts_is_shown_as_the_quote(catalog):
+    """"已全部完成" beside a quote saying 尚未启动 (or a 下降 the quote does not state, or a
+    negation it does not make) never reaches the user: the quote itself is shown."""
+    from llmstruct.answer.verification import statement_conflict
+
+    p = rule_plan("临沭县市级科技创新平台申报进展如何？", catalog=catalog)
+    passages = [Passage.of(h) for h in retrieve(p, catalog)]
+    n = next(i for i, ps in enumerate(passages, 1) if "尚未启动" in ps.text)
+    quote = "市级科技创新平台申报尚未启动"
+    report = VerifyReport()
+    v = verify_statement(_statement(quote, "市级科技创新平台申报已全部完成", [n], len(passages)), passages, report, False)
+    assert v is not None and "text" in v.repaired and report.text_conflicts == 1
+    assert "已全部完成" not in v.text and "尚未启动" in v.text
+    kept = verify_statement(_statement(quote, "市级科技创新平台申报尚未启动", [n], len(passages)), passages, report, False)
+    assert kept is not None and kept.repaired == [] and report.text_conflicts == 1
+    assert statement_conflict("收入同比下降27.4%", "一般公共预算收入10.1亿元，同比增长27.4%") == "direction"
+    assert statement_conflict("项目没有开工", "项目已开工建设") == "negation"
+    assert statement_conflict("收入增长27.4%", "一般公共预算收入10.1亿元，同比增长27.4%") == ""
