@@ -110,29 +110,9 @@ class Vocabulary:
         return dict(self.raw["refusal_messages"])
 
 
-# Cues of questions answered by arithmetic on cited figures (answer/arithmetic.py tries them
-# gap, share, change, sum, diff, rank); an entry of question_cues in data/vocab.yaml of the
-# same name wins, so these can move there unchanged.
-ARITHMETIC_CUES: dict[str, list[str]] = {
-    "arith_gap": ["还差", "距离目标", "离目标", "距目标", "缺口", "超出", "超过目标", "超额"],
-    "arith_share": ["几成", "完成比例", "完成率", "完成了多少比例", "完成了百分之", "目标的百分之", "任务的百分之",
-                    "计划的百分之", "目标的多少", "占目标"],
-    "arith_change": ["增加了多少", "增长了多少", "提高了多少", "增加多少", "减少了多少", "下降了多少", "多了多少",
-                     "少了多少"],
-    "arith_sum": ["合计", "总计", "共计", "一共", "加起来", "总共", "之和", "总和"],
-    "arith_diff": ["相差", "差多少", "差距", "差额", "高多少", "低多少", "多多少", "少多少", "高出多少", "低出多少"],
-    "arith_rank": ["最高", "最低", "最多", "最少", "最大", "最小", "更高", "更低", "更多", "更少", "更大", "更小",
-                   "排序", "从高到低", "从低到高", "由高到低", "由低到高"],
-    "arith_low": ["最低", "最少", "最小", "更低", "更少", "更小", "从低到高", "由低到高"],
-}
-
-
 def load_vocabulary() -> Vocabulary:
     text = (resources.files("llmstruct") / "data" / "vocab.yaml").read_text(encoding="utf-8")
-    raw = yaml.safe_load(text)
-    for name, words in ARITHMETIC_CUES.items():
-        raw["question_cues"].setdefault(name, words)
-    return Vocabulary(raw)
+    return Vocabulary(yaml.safe_load(text))
 
 
 VOCAB = load_vocabulary()

@@ -17,6 +17,7 @@ batching are the answers alone (a test compares them). No padding is ever comput
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -204,7 +205,7 @@ class StreamScheduler:
         with _layout(layout):
             out = self.backend.model(input_ids=torch.tensor([ids], dtype=torch.long),
                                      position_ids=torch.tensor([pos], dtype=torch.long),
-                                     **{self.backend._cache_kw: _PackedCache(layout)}, use_cache=True,
+                                     **{self.backend._cache_kw: _packed_cache_class()(layout)}, use_cache=True,
                                      logits_to_keep=torch.tensor(last, dtype=torch.long))
         seconds = time.perf_counter() - t0
         logits = out.logits[0]
@@ -343,7 +344,9 @@ class _RowCache:
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
 
 
+@functools.cache
 def _packed_cache_class():
+    """The class is made on first use: transformers is imported only when a model is built."""
     from transformers import DynamicCache
 
     class PackedCache(DynamicCache):
@@ -360,16 +363,6 @@ def _packed_cache_class():
             return key_states, value_states  # rows_attention reads the rows' caches instead
 
     return PackedCache
-
-
-_PACKED: Any = None
-
-
-def _PackedCache(rows: list):
-    global _PACKED
-    if _PACKED is None:
-        _PACKED = _packed_cache_class()
-    return _PACKED(rows)
 
 
 def rows_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,

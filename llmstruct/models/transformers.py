@@ -281,16 +281,8 @@ class TransformersBackend(StructuredBackend):
         matcher = LLMatcher(processor.llg_tokenizer, processor.grammar)
         bitmask = llt.allocate_token_bitmask(1, processor.llg_tokenizer.vocab_size)
         ids = self.tokenizer.encode(prompt, add_special_tokens=False)
-        cache, cached = None, 0
-        if prefix:
-            with self._lock:
-                head, prefilled = self._prefix_cache(prefix)
-                n = len(head)
-                # reuse only when the prompt's own tokens start with the prefix's (the split
-                # falls on a token boundary) and something is left to feed
-                if len(ids) > n and ids[:n] == head:
-                    cache, cached = prefilled, n  # the scheduler copies it into the row's own cache
-                    self.prefix_reuses += 1
+        with self._lock:
+            cache, cached = self._prefix_start(ids, prefix)  # the scheduler copies the cache into the row's own
         yield from self.scheduler.submit(ids[cached:], cache, matcher, bitmask, int(max_new_tokens))
 
     @property
@@ -324,13 +316,8 @@ class TransformersBackend(StructuredBackend):
                         return
                     self._set_threads()
                     ids = self.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)["input_ids"]
-                    cache = None
-                    if prefix:
-                        head, prefilled = self._prefix_cache(prefix)
-                        n = len(head)
-                        if ids.shape[1] > n and ids[0, :n].tolist() == head:
-                            cache = copy.deepcopy(prefilled)
-                            self.prefix_reuses += 1
+                    cache, _ = self._prefix_start(ids[0].tolist(), prefix)
+                    cache = copy.deepcopy(cache)  # generate extends it in place
                     steps = self._generate_steps(ids, cache, schema, max_new_tokens, cancel)
                     try:
                         for piece in steps:
@@ -405,6 +392,18 @@ class TransformersBackend(StructuredBackend):
             worker.join()
         if failure:
             raise failure[0]
+
+    def _prefix_start(self, ids: list[int], prefix: str) -> tuple[Any, int]:
+        """(the prefilled cache of ``prefix``, its token count) when ``ids`` start with the
+        prefix's tokens (the split falls on a token boundary) and something is left to feed;
+        else (None, 0). The caller holds the lock; the cache is shared, never to be extended."""
+        if not prefix:
+            return None, 0
+        head, prefilled = self._prefix_cache(prefix)
+        if len(ids) > len(head) and ids[:len(head)] == head:
+            self.prefix_reuses += 1
+            return prefilled, len(head)
+        return None, 0
 
     def _prefix_cache(self, prefix: str):
         """(token ids, key/value cache) of ``prefix``, computed once; the caller holds the lock

@@ -29,7 +29,7 @@ from llmstruct.text.units import canonical_unit
 from llmstruct.vocab import VOCAB
 
 # Label keys of a unit clause or unit line -> role (None: the key names leaders): the
-# vocabulary's keys plus the 部门 and 协同 forms (segmenting.UNIT_KEY_ROLES).
+# vocabulary's keys (segmenting.UNIT_KEY_ROLES).
 _KEY_ROLES: dict[str, UnitRole | None] = UNIT_KEY_ROLES  # type: ignore[assignment]
 _KEYED = re.compile(r"(?:%s)\s*[：:]" % "|".join(map(re.escape, sorted(_KEY_ROLES, key=len, reverse=True))))
 # A name that names no body: 各相关单位, 相关街道, 有关部门 (the gold lists only named units).

@@ -28,13 +28,8 @@ from llmstruct.vocab import VOCAB
 
 Range = tuple[int, int]
 
-# Label keys of a unit clause or a unit line -> role (None: the key names leaders): the
-# vocabulary's keys, plus the 部门 forms and 协同 that task-split tables print for the same roles.
-UNIT_KEY_ROLES: dict[str, str | None] = {
-    **VOCAB.clause_key_roles,
-    "牵头部门": "lead", "责任部门": "responsible", "主责部门": "responsible",
-    "配合部门": "cooperating", "协办部门": "cooperating", "协同单位": "cooperating", "协同部门": "cooperating",
-}
+# Label keys of a unit clause or a unit line -> role (None: the key names leaders).
+UNIT_KEY_ROLES: dict[str, str | None] = VOCAB.clause_key_roles
 _KEYS_RX = "|".join(map(re.escape, sorted(UNIT_KEY_ROLES, key=len, reverse=True)))
 _LEADER_KEYS_RX = "|".join(map(re.escape, sorted((k for k, r in UNIT_KEY_ROLES.items() if r is None),
                                                    key=len, reverse=True)))
