@@ -14,6 +14,7 @@ from llmstruct.errors import IngestError, LlmstructError
 from llmstruct.ingest.paths import expand_paths
 from llmstruct.ingest.source import SUPPORTED_SUFFIXES, SourceText, read_source
 from llmstruct.schema import DocumentRecord
+from llmstruct.search.lexical import lexical_index
 from llmstruct.store.chunks import INDEX_VERSION
 from llmstruct.store.store import IndexReport, IndexResult, Store
 from llmstruct.structure.pipeline import structure_source
@@ -67,6 +68,8 @@ def index_paths(store: Store, paths: Iterable[Path], sources_dir: Path | None = 
             report.errors.append(f"{f}: not a DocumentRecord JSON: {first}")
     if records:
         report.merge(store.index_records(records, sources_dir=sources_dir, progress=progress))
+    if any(r.action != "unchanged" for r in report.results):
+        lexical_index(store)  # the writer builds the BM25 side index once; searching processes only load it
     report.seconds = round(time.perf_counter() - t0, 3)
     return report
 

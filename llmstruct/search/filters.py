@@ -28,7 +28,6 @@ _FILTER_ALIASES = {"doc": "document", "doc_id": "document", "file": "document", 
                    "item_id": "item", "type": "doc_type", "period": "year", "leaders": "leader"}
 
 
-_LIST_FIELDS = frozenset({"region", "units", "statuses", "leaders"})
 
 STATUS_ALIASES = VOCAB.status_aliases
 
@@ -85,14 +84,3 @@ def units_matching(name: str, known_units: Iterable[str]) -> list[str]:
         return [canon]
     matches = [u for u in known_units if u == canon or (u.endswith(canon) and _LEVEL.match(u[: len(u) - len(canon)]))]
     return sorted(set(matches) | {canon})
-
-
-def chroma_where(clauses: list[Clause]) -> dict | None:
-    """The same clauses as a Chroma ``where`` (lists use ``$contains``)."""
-    parts = []
-    for clause in clauses:
-        ors = [{f: {"$contains": v}} if f in _LIST_FIELDS else {f: v} for f, v in clause.pairs]
-        parts.append(ors[0] if len(ors) == 1 else {"$or": ors})
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else {"$and": parts}

@@ -22,31 +22,70 @@ from llmstruct.text import bm25
 
 RRF_K = 60
 
-
-
-
 SIDECAR = "bm25.npz"
 
-_SIDECAR_VERSION = 1
+_SIDECAR_VERSION = 2
 
 
-# Chunk metadata that neither hits nor filters use: left out of the in-memory table.
+# Chunk metadata that neither hits nor filters use: left out of the index.
 _TABLE_DROP = ("units_lead", "units_responsible", "units_cooperating", "units_reporting", "index_version")
 
 
+class _Column:
+    """One metadata field of every chunk: its distinct values, and per row the codes of
+    the row's values in CSR form (a scalar field has at most one per row)."""
+
+    def __init__(self, values: list[Any], is_list: bool, indptr: np.ndarray, codes: np.ndarray):
+        self.values = values
+        self.is_list = is_list
+        self.indptr = indptr
+        self.codes = codes
+
+    def get(self, row: int) -> Any:
+        a, b = int(self.indptr[row]), int(self.indptr[row + 1])
+        if self.is_list:
+            return [self.values[c] for c in self.codes[a:b]] if b > a else None
+        return self.values[self.codes[a]] if b > a else None
+
+
+def _column(n: int, rows: list[int], vals: list[Any]) -> _Column:
+    """Encode one field's values (given for ``rows`` of ``n``) as a column."""
+    is_list = any(isinstance(v, list) for v in vals)
+    flat = [x for v in vals for x in (v if isinstance(v, list) else (v,))] if is_list else vals
+    counts = np.zeros(n, np.int64)
+    counts[np.asarray(rows, np.int64)] = [len(v) if isinstance(v, list) else 1 for v in vals] if is_list else 1
+    indptr = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    if len(set(map(type, flat))) <= 1:  # one type: the values themselves are the keys (1 and True would collide)
+        index: dict[Any, int] = dict.fromkeys(flat)
+        values = list(index)
+        index.update(zip(values, range(len(values))))
+        codes = np.fromiter(map(index.__getitem__, flat), np.int32, len(flat))
+    else:
+        typed = {}
+        codes = np.fromiter((typed.setdefault((type(v).__name__, v), len(typed)) for v in flat), np.int32, len(flat))
+        values = [v for _, v in typed]
+    return _Column(values, is_list, indptr, codes)
+
+
 class LexicalIndex:
-    """BM25 over the store's chunks plus the chunk table hits are built from.
+    """BM25 over the store's chunks, with their metadata and text held column by column.
 
     Postings are kept per term in CSR form (``indptr``, ``rows``, ``weights``) with the
     BM25 weight of each (term, chunk) precomputed, so a query costs one vectorised add
-    per query term.
+    per query term. Metadata and text are numpy columns rather than a dict per chunk: at
+    1,000,000 chunks the dicts took gigabytes and tens of seconds to load; columns load
+    as a few large arrays, and a hit's row is put together only when it is shown.
     """
 
-    def __init__(self, tag: str, ids: list[str], table: list[dict[str, Any]], vocab: dict[str, int],
-                 indptr: np.ndarray, rows: np.ndarray, weights: np.ndarray):
+    def __init__(self, tag: str, ids: list[str], columns: dict[str, _Column], text_blob: np.ndarray,
+                 text_offsets: np.ndarray, vocab: dict[str, int], indptr: np.ndarray, rows: np.ndarray,
+                 weights: np.ndarray):
         self.tag = tag
         self.ids = ids
-        self.table = table
+        self.columns = columns
+        self.text_blob = text_blob
+        self.text_offsets = text_offsets
         self.vocab = vocab
         self.indptr = indptr
         self.rows = rows
@@ -61,39 +100,77 @@ class LexicalIndex:
     @classmethod
     def build(cls, tag: str, chunks: Iterable[tuple[str, dict[str, Any], str]]) -> "LexicalIndex":
         ids: list[str] = []
-        table: list[dict[str, Any]] = []
+        texts: list[bytes] = []
         vocab: dict[str, int] = {}
-        term_ids: list[np.ndarray] = []
-        tfs: list[np.ndarray] = []
         lengths: list[int] = []
-        for cid, meta, text in chunks:
+        pending: list[str] = []  # the tokens of the rows since the last block, in row order
+        terms: list[np.ndarray] = []
+        fields: dict[str, tuple[list[int], list[Any]]] = {}  # field -> (rows, values) of the rows that have it
+
+        def flush() -> None:
+            """Token ids of the pending rows: mapped at C speed, a block at a time, so that
+            a million chunks' tokens are never Python strings all at once."""
+            new = [t for t in dict.fromkeys(pending) if t not in vocab]
+            vocab.update(zip(new, range(len(vocab), len(vocab) + len(new))))
+            terms.append(np.fromiter(map(vocab.__getitem__, pending), np.int32, len(pending)))
+            pending.clear()
+
+        for row, (cid, meta, text) in enumerate(chunks):
             tokens = meta.pop("tokens", "").split()
             for key in _TABLE_DROP:
                 meta.pop(key, None)
-            counts = Counter(tokens)
+            for key, val in meta.items():
+                if val is not None:
+                    field = fields.get(key)
+                    if field is None:
+                        field = fields[key] = ([], [])
+                    field[0].append(row)
+                    field[1].append(val)
             ids.append(cid)
-            meta["text"] = text
-            table.append(meta)
+            texts.append(text.encode("utf-8"))
             lengths.append(len(tokens))
-            term_ids.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in counts), np.int32, len(counts)))
-            tfs.append(np.fromiter(counts.values(), np.float32, len(counts)))
+            pending.extend(tokens)
+            if len(pending) > 2_000_000:
+                flush()
+        flush()
         n = len(ids)
+        columns = {key: _column(n, rows, vals) for key, (rows, vals) in fields.items()}
+        fields.clear()
+        text_offsets = np.zeros(n + 1, np.int64)
+        text_offsets[1:] = np.cumsum([len(t) for t in texts])
+        text_blob = np.frombuffer(b"".join(texts), np.uint8)
+        del texts
         doc_len = np.asarray(lengths, np.float32)
         if n == 0 or not vocab:
-            return cls(tag, ids, table, vocab, np.zeros(len(vocab) + 1, np.int64), np.zeros(0, np.int32),
-                       np.zeros(0, np.float32))
-        row_of = np.repeat(np.arange(n, dtype=np.int32), [len(t) for t in term_ids])
-        term = np.concatenate(term_ids)
-        tf = np.concatenate(tfs)
-        order = np.argsort(term, kind="stable")
-        term, row_of, tf = term[order], row_of[order], tf[order]
+            return cls(tag, ids, columns, text_blob, text_offsets, vocab, np.zeros(len(vocab) + 1, np.int64),
+                       np.zeros(0, np.int32), np.zeros(0, np.float32))
+        # (term, row) pairs with their counts: one sort of term * n + row gives postings by term
+        term = np.concatenate(terms)
+        terms.clear()
+        key = term.astype(np.int64) * n + np.repeat(np.arange(n, dtype=np.int64), doc_len.astype(np.int64))
+        del term
+        key, tf = np.unique(key, return_counts=True)
+        term, row_of = (key // n).astype(np.int32), (key % n).astype(np.int32)
+        del key
         df = np.bincount(term, minlength=len(vocab)).astype(np.float64)
         term_idf = bm25.idf(df, n).astype(np.float32)
         avg = float(doc_len.mean()) or 1.0
-        weights = bm25.weight(term_idf[term], tf, doc_len[row_of], avg).astype(np.float32)
+        weights = bm25.weight(term_idf[term], tf.astype(np.float32), doc_len[row_of], avg).astype(np.float32)
         indptr = np.zeros(len(vocab) + 1, np.int64)
         indptr[1:] = np.cumsum(df.astype(np.int64))
-        return cls(tag, ids, table, vocab, indptr, row_of, weights)
+        return cls(tag, ids, columns, text_blob, text_offsets, vocab, indptr, row_of, weights)
+
+    def text(self, row: int) -> str:
+        return self.text_blob[self.text_offsets[row] : self.text_offsets[row + 1]].tobytes().decode("utf-8")
+
+    def meta(self, row: int) -> dict[str, Any]:
+        """The chunk's metadata as stored (without its tokens), put together from the columns."""
+        out = {}
+        for key, col in self.columns.items():
+            val = col.get(row)
+            if val is not None:
+                out[key] = val
+        return out
 
     def scores(self, tokens: list[str]) -> np.ndarray:
         out = np.zeros(len(self.ids), np.float32)
@@ -119,14 +196,20 @@ class LexicalIndex:
         return [(int(i), float(s[i])) for i in cand]
 
     def _values(self, field: str) -> dict[str, np.ndarray]:
+        """Rows of each value of ``field`` (as a string), made from its column on first use."""
         with self._lock:
             if field not in self._postings:
-                acc: dict[str, list[int]] = {}
-                for i, meta in enumerate(self.table):
-                    val = meta.get(field)
-                    for v in val if isinstance(val, list) else ([val] if val is not None else []):
-                        acc.setdefault(str(v), []).append(i)
-                self._postings[field] = {v: np.asarray(ix, np.int64) for v, ix in acc.items()}
+                acc: dict[str, np.ndarray] = {}
+                col = self.columns.get(field)
+                if col is not None and len(col.codes):
+                    rows = np.repeat(np.arange(len(self.ids), dtype=np.int64), np.diff(col.indptr))
+                    order = np.argsort(col.codes, kind="stable")
+                    codes, rows = col.codes[order], rows[order]
+                    cuts = np.flatnonzero(np.diff(codes)) + 1
+                    for code, group in zip(codes[np.r_[0, cuts]], np.split(rows, cuts), strict=True):
+                        key = str(col.values[code])
+                        acc[key] = np.union1d(acc[key], group) if key in acc else group
+                self._postings[field] = acc
             return self._postings[field]
 
     def known(self, field: str) -> list[str]:
@@ -150,11 +233,18 @@ class LexicalIndex:
 
     def save(self, path: Path) -> None:
         """One file written to a temp name and renamed: readers never see half an index."""
-        header = json.dumps({"version": _SIDECAR_VERSION, "tag": self.tag, "ids": self.ids, "table": self.table,
-                             "vocab": sorted(self.vocab, key=self.vocab.__getitem__)}, ensure_ascii=False)
+        names = list(self.columns)
+        header = json.dumps({"version": _SIDECAR_VERSION, "tag": self.tag, "ids": self.ids,
+                             "vocab": sorted(self.vocab, key=self.vocab.__getitem__),
+                             "columns": [{"name": k, "values": self.columns[k].values,
+                                          "is_list": self.columns[k].is_list} for k in names]},
+                            ensure_ascii=False)
+        arrays = {f"c{i}_indptr": self.columns[k].indptr for i, k in enumerate(names)}
+        arrays.update({f"c{i}_codes": self.columns[k].codes for i, k in enumerate(names)})
         with atomic_file(path, "wb") as f:
             np.savez(f, header=np.frombuffer(header.encode("utf-8"), np.uint8), indptr=self.indptr,
-                     rows=self.rows, weights=self.weights)
+                     rows=self.rows, weights=self.weights, text_blob=self.text_blob,
+                     text_offsets=self.text_offsets, **arrays)
 
     @classmethod
     def load(cls, path: Path, tag: str) -> "LexicalIndex | None":
@@ -165,7 +255,10 @@ class LexicalIndex:
                 if header.get("version") != _SIDECAR_VERSION or header.get("tag") != tag:
                     return None
                 vocab = {t: i for i, t in enumerate(header["vocab"])}
-                return cls(tag, header["ids"], header["table"], vocab, data["indptr"], data["rows"], data["weights"])
+                columns = {c["name"]: _Column(c["values"], c["is_list"], data[f"c{i}_indptr"], data[f"c{i}_codes"])
+                           for i, c in enumerate(header["columns"])}
+                return cls(tag, header["ids"], columns, data["text_blob"], data["text_offsets"], vocab,
+                           data["indptr"], data["rows"], data["weights"])
         except (OSError, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError):
             return None
 

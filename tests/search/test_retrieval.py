@@ -14,7 +14,7 @@ from helpers import MINI, OTHER, ROOT, write_doc
 from llmstruct.indexing import index_paths
 from llmstruct.ingest.paths import expand_paths
 from llmstruct.ingest.source import read_source
-from llmstruct.search.filters import chroma_where, parse_filters
+from llmstruct.search.filters import parse_filters
 from llmstruct.search.hybrid import rrf, search
 from llmstruct.search.lexical import LexicalIndex, lexical_index
 from llmstruct.search.records import query_items
@@ -78,16 +78,20 @@ def test_lexical_index_ranks_filters_and_round_trips(tmp_path):
     assert LexicalIndex.load(path, "tag-2") is None  # another generation: stale
     back = LexicalIndex.load(path, "tag-1")
     assert back is not None and back.ids == index.ids
+    for row in range(len(index)):  # metadata and text come back from the columns as they went in
+        assert back.meta(row) == {k: v for k, v in index.meta(row).items()} and back.text(row) == index.text(row)
+    assert back.meta(2) == {"units": ["县交通运输局"], "year": "2023", "region": ["山东省", "郯城县"], "doc_id": "d"}
+    assert back.text(1) == "新建5G基站80座，数字乡村建设进展顺利"
     assert np.array_equal(back.scores(tokenize("污水")), index.scores(tokenize("污水")))
     path.write_bytes(b"garbage")
     assert LexicalIndex.load(path, "tag-1") is None
 
 
-def test_filters_parse_to_chroma_where():
-    assert chroma_where(parse_filters({"unit": "县发改局"})) == {"units": {"$contains": "县发展和改革局"}}
-    where = chroma_where(parse_filters({"document": "000_x", "year": "2021"}))
-    assert where == {"$and": [{"$or": [{"doc_id": "000_x"}, {"source_stem": "000_x"}, {"source_file": "000_x"}]},
-                              {"year": "2021"}]}
+def test_filters_parse_to_clauses():
+    assert parse_filters({"unit": "县发改局"})[0].pairs == (("units", "县发展和改革局"),)
+    doc, year = parse_filters({"document": "000_x", "year": "2021"})
+    assert doc.pairs == (("doc_id", "000_x"), ("source_stem", "000_x"), ("source_file", "000_x"))
+    assert year.pairs == (("year", "2021"),)
     assert parse_filters({"doc_id": "a"})[0].key == "document"
     with pytest.raises(ValueError, match="unknown filter"):
         parse_filters({"colour": "red"})
@@ -143,8 +147,9 @@ def test_search_filters(small_store):
         search(store, "建设", mode="fuzzy")
 
 
-def test_filtered_vector_hits_match_chroma_where(small_store):
-    """Oversampled-then-filtered vector hits equal those of Chroma's own ``where``."""
+def test_filtered_vector_hits_match_exact_search(small_store):
+    """Filtered vector hits (oversampled, or restricted to the kept ids) equal an exact
+    search over the stored vectors of the chunks the filter keeps."""
     from llmstruct.search.hybrid import _vector_hits
 
     store, _ = small_store
@@ -152,9 +157,14 @@ def test_filtered_vector_hits_match_chroma_where(small_store):
     qvec = store.embedder.embed_queries([analyze("建设进展")])[0]
     for f in ({"unit": "县统计局"}, {"region": "郯城县"}, {"kind": "progress", "year": "2022"}):
         clauses = parse_filters(f, lex.known("units"))
-        fast = _vector_hits(store, lex, qvec, 5, clauses, lex.mask(clauses))
-        slow = store.vector_query(qvec, 5, where=chroma_where(clauses))
-        assert fast and [c for c, _ in fast] == [c for c, _ in slow], f
+        mask = lex.mask(clauses)
+        fast = _vector_hits(store, lex, qvec, 5, mask)
+        kept = {lex.ids[i] for i in np.flatnonzero(mask)}
+        rows = [(c, float(v @ qvec)) for c, _, _, v in store.chunk_rows_with_vectors() if c in kept]
+        exact = sorted(rows, key=lambda r: -r[1])[:5]
+        assert fast and [c for c, _ in fast] == [c for c, _ in exact], f
+        restricted = store.vector_query(qvec, 5, ids=sorted(kept))
+        assert [c for c, _ in restricted] == [c for c, _ in exact], f
 
 
 def test_hybrid_carries_both_ranks(small_store):

@@ -7,7 +7,8 @@ replicated with new ids and varied metadata (region, year, status) until the tar
 count is reached. Their vectors are the seed vectors with a little noise, so the HNSW
 graph does not see thousands of exact duplicates; re-embedding 100k chunks would take
 hours at ≈ 10 passages/s and measure the embedder, not the store (its rate is reported
-separately from the seed indexing).
+separately from the seed indexing). The index rate counts what a writer does before
+the chunks can be searched: the Chroma writes and the BM25 side index built from them.
 
 Timings on a shared 2-core machine are noisy: the report gives medians and p95 over all
 queries, the machine's load average, and the query-embedding time on its own, also pinned
@@ -17,7 +18,9 @@ free).
 
 from __future__ import annotations
 
+import itertools
 import os
+import resource
 import shutil
 import statistics
 import tempfile
@@ -35,7 +38,7 @@ from llmstruct.indexing import index_paths
 from llmstruct.ingest.paths import expand_paths
 from llmstruct.ingest.source import read_source
 from llmstruct.search.hybrid import search
-from llmstruct.search.lexical import lexical_index
+from llmstruct.search.lexical import SIDECAR, lexical_index
 from llmstruct.store.embedding import CachedEmbedder, E5Embedder
 from llmstruct.store.opening import MARKER, open_store
 from llmstruct.store.store import Store
@@ -44,6 +47,22 @@ _PLACES = ("临沭县", "郯城县", "沂源县", "峄城区", "兰山区", "冠
            "寿光市", "滕州市", "邹城市", "新泰市", "荣成市", "莱西市", "蒙阴县", "平邑县", "高唐县", "博兴县")
 _YEARS = ("2019", "2020", "2021", "2022", "2023", "2024")
 _STATUSES = ("completed", "in_progress", "behind", "suspended")
+
+
+def _memory() -> dict[str, float]:
+    """This process's resident memory now and at its peak, in MB."""
+    now = 0.0
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                now = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return {"rss_mb": round(now, 1), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def _folder_mb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -195,39 +214,52 @@ def retrieval_benchmark(target_chunks: int = 100_000, work_dir: Path | None = No
         else:
             shutil.rmtree(syn_dir, ignore_errors=True)
             syn = open_store(syn_dir)
-            rng = np.random.default_rng(0)
-            rows = list(_synthetic_rows(seed_rows, target_chunks, rng))
-            log(f"synthetic store: {len(rows)} chunks ({-(-len(rows) // len(seed_rows))} replicas of "
+            rows = _synthetic_rows(seed_rows, target_chunks, np.random.default_rng(0))
+            log(f"synthetic store: {target_chunks} chunks ({-(-target_chunks // len(seed_rows))} replicas of "
                 f"{len(seed_rows)} seed chunks) into {syn_dir}")
             t0 = time.perf_counter()
-            step = 10_000
-            for i in range(0, len(rows), step):
-                part = rows[i : i + step]
-                syn.add_raw_chunks([r[0] for r in part], np.vstack([r[3] for r in part]), [r[2] for r in part],
-                                   [r[1] for r in part])
-                log(f"  {min(i + step, len(rows))}/{len(rows)} chunks, {time.perf_counter() - t0:.0f} s")
-            add_s = time.perf_counter() - t0
+            done = 0
+            make = 0.0  # time spent making the synthetic rows, not the store's
+            while done < target_chunks:
+                m0 = time.perf_counter()
+                part = list(itertools.islice(rows, min(10_000, target_chunks - done)))
+                vecs = np.vstack([r[3] for r in part])
+                make += time.perf_counter() - m0
+                syn.add_raw_chunks([r[0] for r in part], vecs, [r[2] for r in part], [r[1] for r in part])
+                done += len(part)
+                log(f"  {done}/{target_chunks} chunks, {time.perf_counter() - t0:.0f} s")
+            add_s = time.perf_counter() - t0 - make
+            del rows, part, vecs
+            t0 = time.perf_counter()
+            lexical_index(syn)  # what index_paths does after a write: readers then only load it
+            build_s = time.perf_counter() - t0
             report["synthetic_store"] = {"chunks": syn.counts()["chunks"], "reused": False,
                                          "seed_chunks_replicated": len(seed_rows),
                                          "chroma_add_seconds": round(add_s, 1),
-                                         "index_rate_chunks_per_s": round(len(rows) / add_s, 1)}
-            del rows
-        t0 = time.perf_counter()
-        lex = lexical_index(syn)
-        report["synthetic_store"]["bm25_first_open_seconds"] = round(time.perf_counter() - t0, 2)
+                                         "bm25_build_seconds": round(build_s, 1),
+                                         "index_rate_chunks_per_s": round(target_chunks / (add_s + build_s), 1),
+                                         "memory_after_build": _memory()}
         syn.derived.clear()
         t0 = time.perf_counter()
-        lexical_index(syn)
-        report["synthetic_store"].update(bm25_load_seconds=round(time.perf_counter() - t0, 2),
-                                         bm25_vocabulary=len(lex.vocab), bm25_postings=int(len(lex.rows)))
+        lex = lexical_index(syn)
+        report["synthetic_store"].update(bm25_open_seconds=round(time.perf_counter() - t0, 2),
+                                         bm25_vocabulary=len(lex.vocab), bm25_postings=int(len(lex.rows)),
+                                         bm25_file_mb=round((syn.local_dir / SIDECAR).stat().st_size / 2**20, 1),
+                                         store_folder_mb=_folder_mb(syn_dir))
         log(f"latency over {len(questions)} questions x 3 modes at {report['synthetic_store']['chunks']} chunks")
         report["latency_synthetic"] = latency(syn, questions)
         log("latency with a filter (year=2021)")
         report["latency_synthetic_filtered_year"] = latency(syn, questions, modes=("hybrid",), filters={"year": "2021"})
         report["latency_seed_store"] = latency(store, questions)
+        report["memory_end"] = _memory()
         lat = report["latency_synthetic"]
         p95 = lat["hybrid"]["p95_ms"]
-        report["target"] = {"hybrid_p95_ms_max": 50, "hybrid_p95_ms": p95, "met": bool(p95 <= 50),
+        syn_rep = report["synthetic_store"]
+        rate = syn_rep.get("index_rate_chunks_per_s")  # absent when the store was reused
+        met = p95 <= 50 and syn_rep["bm25_open_seconds"] <= 5 and (rate is None or rate >= 1000)
+        report["target"] = {"hybrid_p95_ms_max": 50, "hybrid_p95_ms": p95, "met": bool(met),
+                            "index_rate_min": 1000, "index_rate": rate,
+                            "bm25_open_seconds_max": 5, "bm25_open_seconds": syn_rep["bm25_open_seconds"],
                             "hybrid_p95_ms_without_query_embedding": lat["hybrid_without_query_embedding"]["p95_ms"],
                             "query_embedding_p95_ms": lat["query_embedding"]["p95_ms"]}
         if "hybrid_one_thread" in lat:
