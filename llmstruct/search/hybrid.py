@@ -101,11 +101,13 @@ def search(store: Store, query: str, k: int = 8, filters: dict[str, str] | None 
     # A one-thread query embedding (C code, GIL released) runs on another core while BM25
     # runs here: hybrid costs the longer of the two. One that uses every core runs after
     # BM25 instead, since a third busy thread would stall its OpenMP barriers.
+    # BM25 itself takes the second core (``split``) when the embedder's load rule says both are free.
     embed = mode != "bm25"
-    together = embed and store.embedder.query_threads() <= 1
+    spare = store.embedder.query_threads() > 1
+    together = embed and not spare
     embedding = _QUERY_POOL.submit(store.embedder.embed_queries, [analyze(query)]) if together else None
     if mode in ("bm25", "hybrid"):
-        lexical = [(lex.ids[i], s) for i, s in lex.top(tokenize(query), pool, mask)]
+        lexical = [(lex.ids[i], s) for i, s in lex.top(tokenize(query), pool, mask, split=spare)]
     if embed:
         qvec = embedding.result()[0] if embedding is not None else store.embedder.embed_queries([analyze(query)])[0]
         vector = _vector_hits(store, lex, qvec, pool, mask)

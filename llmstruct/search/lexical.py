@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
+import zipfile
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,10 @@ RRF_K = 60
 SIDECAR = "bm25.npz"
 
 _SIDECAR_VERSION = 2
+
+SPLIT_POSTINGS = 500_000
+
+_SCORE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmstruct-bm25")
 
 
 # Chunk metadata that neither hits nor filters use: left out of the index.
@@ -172,21 +178,40 @@ class LexicalIndex:
                 out[key] = val
         return out
 
-    def scores(self, tokens: list[str]) -> np.ndarray:
+    def _add(self, terms: list[tuple[int, float]]) -> np.ndarray:
         out = np.zeros(len(self.ids), np.float32)
-        for tok, qtf in Counter(tokens).items():
-            t = self.vocab.get(tok)
-            if t is None:
-                continue
+        for t, boost in terms:
             a, b = self.indptr[t], self.indptr[t + 1]
-            out[self.rows[a:b]] += self.weights[a:b] * (1.0 + 0.2 * (qtf - 1))
+            out[self.rows[a:b]] += self.weights[a:b] * boost
         return out
 
-    def top(self, tokens: list[str], n: int, mask: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def scores(self, tokens: list[str], split: bool = False) -> np.ndarray:
+        """BM25 score of every chunk. With ``split``, a query over more than
+        ``SPLIT_POSTINGS`` postings is scored in two halves on two threads (numpy's
+        scatter-add releases the GIL); at 1,000,000 chunks a query reads ≈ 1.9M postings
+        (p50) and the split took BM25 p95 from ≈ 20 to ≈ 13 ms here. The halves are
+        fixed by the query, so the result does not depend on timing."""
+        terms = [(self.vocab[tok], 1.0 + 0.2 * (qtf - 1)) for tok, qtf in Counter(tokens).items() if tok in self.vocab]
+        sizes = [int(self.indptr[t + 1] - self.indptr[t]) for t, _ in terms]
+        if not split or sum(sizes) < SPLIT_POSTINGS:
+            return self._add(terms)
+        halves: tuple[list[tuple[int, float]], list[tuple[int, float]]] = ([], [])
+        load = [0, 0]
+        for size, term in sorted(zip(sizes, terms, strict=True), key=lambda st: (-st[0], st[1][0])):
+            i = int(load[1] < load[0])
+            halves[i].append(term)
+            load[i] += size
+        other = _SCORE_POOL.submit(self._add, halves[1])
+        out = self._add(halves[0])
+        out += other.result()
+        return out
+
+    def top(self, tokens: list[str], n: int, mask: np.ndarray | None = None,
+            split: bool = False) -> list[tuple[int, float]]:
         """(row, score) of the ``n`` best chunks with a positive score, best first."""
         if not self.ids or not tokens:
             return []
-        s = self.scores(tokens)
+        s = self.scores(tokens, split)
         if mask is not None:
             s = np.where(mask, s, 0.0)
         cand = np.flatnonzero(s > 0)
@@ -250,17 +275,51 @@ class LexicalIndex:
     def load(cls, path: Path, tag: str) -> "LexicalIndex | None":
         """The saved index if it was built for ``tag`` (collection and generation), else None."""
         try:
-            with np.load(path, allow_pickle=False) as data:
-                header = json.loads(data["header"].tobytes().decode("utf-8"))
-                if header.get("version") != _SIDECAR_VERSION or header.get("tag") != tag:
-                    return None
-                vocab = {t: i for i, t in enumerate(header["vocab"])}
-                columns = {c["name"]: _Column(c["values"], c["is_list"], data[f"c{i}_indptr"], data[f"c{i}_codes"])
-                           for i, c in enumerate(header["columns"])}
-                return cls(tag, header["ids"], columns, data["text_blob"], data["text_offsets"], vocab,
-                           data["indptr"], data["rows"], data["weights"])
-        except (OSError, ValueError, KeyError, json.JSONDecodeError, UnicodeDecodeError):
+            data = _mapped(path)
+            header = json.loads(data["header"].tobytes().decode("utf-8"))
+            if header.get("version") != _SIDECAR_VERSION or header.get("tag") != tag:
+                return None
+            vocab = {t: i for i, t in enumerate(header["vocab"])}
+            columns = {c["name"]: _Column(c["values"], c["is_list"], data[f"c{i}_indptr"], data[f"c{i}_codes"])
+                       for i, c in enumerate(header["columns"])}
+            return cls(tag, header["ids"], columns, data["text_blob"], data["text_offsets"], vocab,
+                       data["indptr"], data["rows"], data["weights"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError,
+                UnicodeDecodeError):
             return None
+
+
+def _mapped(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an uncompressed ``.npz``, memory-mapped rather than read.
+
+    At 1,000,000 chunks the file is ≈ 1.4 GB: reading it took 5–6 s with a cold page cache;
+    mapped, opening reads the header only, each query touches the postings it needs, and
+    processes serving the same store share one copy in the page cache. A file the writer
+    replaces stays valid for readers that still map it (rename keeps the old inode)."""
+    out: dict[str, np.ndarray] = {}
+    with open(path, "rb") as raw, zipfile.ZipFile(raw) as zf:
+        for info in zf.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy"):
+                raise ValueError(f"{path}: {info.filename} is not a stored .npy member")
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+            if local[:4] != b"PK\x03\x04":
+                raise ValueError(f"{path}: bad local header for {info.filename}")
+            start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30],
+                                                                                                        "little")
+            raw.seek(start)
+            version = np.lib.format.read_magic(raw)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(raw)
+            count = int(np.prod(shape))
+            name = info.filename[: -len(".npy")]
+            if count == 0:
+                out[name] = np.zeros(shape, dtype)
+            else:
+                out[name] = np.memmap(path, dtype=dtype, mode="r", offset=raw.tell(), shape=shape,
+                                      order="F" if fortran else "C")
+    return out
 
 
 def lexical_index(store: Store) -> LexicalIndex:

@@ -16,6 +16,7 @@ from llmstruct.ingest.paths import expand_paths
 from llmstruct.ingest.source import read_source
 from llmstruct.search.filters import parse_filters
 from llmstruct.search.hybrid import rrf, search
+from llmstruct.search import lexical
 from llmstruct.search.lexical import LexicalIndex, lexical_index
 from llmstruct.search.records import query_items
 from llmstruct.store.embedding import CachedEmbedder, E5Embedder
@@ -63,7 +64,7 @@ def _rows():
         yield cid, dict(meta[cid], doc_id="d", tokens=" ".join(tokenize(text))), text
 
 
-def test_lexical_index_ranks_filters_and_round_trips(tmp_path):
+def test_lexical_index_ranks_filters_and_round_trips(tmp_path, monkeypatch):
     index = LexicalIndex.build("tag-1", _rows())
     top = [index.ids[i] for i, _ in index.top(tokenize("污水处理滞后"), 3)]
     assert top[0] == "c1" and "c4" in top and "c3" not in top
@@ -73,6 +74,10 @@ def test_lexical_index_ranks_filters_and_round_trips(tmp_path):
     assert index.mask(units).tolist() == [True, False, False, False]
     assert index.mask(parse_filters({"unit": "县统计局", "region": "臨沭縣"})).tolist() == [False, True, False, False]
     assert index.mask(parse_filters({"status": "滞后"})).tolist() == [True, False, False, False]
+    whole = index.scores(tokenize("污水处理建设进展"))
+    monkeypatch.setattr(lexical, "SPLIT_POSTINGS", 0)  # two halves on two threads, even for a tiny index
+    assert np.allclose(index.scores(tokenize("污水处理建设进展"), split=True), whole, rtol=1e-6)
+    assert index.top(tokenize("污水处理滞后"), 3, split=True) == index.top(tokenize("污水处理滞后"), 3)
     path = tmp_path / "bm25.npz"
     index.save(path)
     assert LexicalIndex.load(path, "tag-2") is None  # another generation: stale
