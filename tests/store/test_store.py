@@ -515,3 +515,21 @@ def test_a_reopen_waits_for_the_chroma_call_in_flight(tmp_path):
     assert emb.client is not first
     with emb.in_use():
         emb.client.heartbeat()
+
+
+def test_chunks_are_packed_in_chroma_and_old_rows_still_read(tmp_path, embedder):
+    """A chunk is its vector, ``doc_id`` and one compressed row in Chroma; a chunk written
+    the old way (every key its own, the text as a document) reads back the same way."""
+    doc = write_doc(tmp_path / "in", "mini_report.txt", MINI)
+    store = open_store(tmp_path / "store", embedder=embedder)
+    assert not index_paths(store, [doc]).errors
+    col = store.client.get_collection("llmstruct_chunks", embedding_function=None)
+    raw = col.get(include=["metadatas", "documents"], limit=1)
+    assert set(raw["metadatas"][0]) == {"doc_id", "row"} and not raw["documents"][0]
+    cid, meta, text = next(iter(store.chunk_rows()))
+    assert meta["doc_id"] == "mini_report" and meta["tokens"]
+    assert text == read_source(doc).text[meta["start"] : meta["end"]]
+    old = {k: v for k, v in meta.items() if k != "tokens"}
+    col.add(ids=["old/1"], embeddings=[[0.0] * (embedder.dim - 1) + [1.0]], documents=["旧格式的段落"],
+            metadatas=[old])
+    assert store.get_chunks(["old/1", cid]) == {"old/1": (old, "旧格式的段落"), cid: (meta, text)}
