@@ -92,6 +92,45 @@ def test_lexical_index_ranks_filters_and_round_trips(tmp_path, monkeypatch):
     assert LexicalIndex.load(path, "tag-1") is None
 
 
+def _same_index(a: LexicalIndex, b: LexicalIndex, queries: list[str]) -> None:
+    """Same chunks with the same metadata, text and BM25 scores, whatever the row order."""
+    assert sorted(a.ids) == sorted(b.ids)
+    for cid in a.ids:
+        ra, rb = a.pos[cid], b.pos[cid]
+        assert a.meta(ra) == b.meta(rb) and a.text(ra) == b.text(rb), cid
+    for q in queries:
+        sa, sb = a.scores(tokenize(q)), b.scores(tokenize(q))
+        assert np.allclose([sa[a.pos[c]] for c in a.ids], [sb[b.pos[c]] for c in a.ids], rtol=1e-5, atol=1e-7), q
+
+
+def test_index_brought_up_to_date_equals_a_rebuild(tmp_path):
+    """Rows written over, dropped by id or by document, and appended: the updated index
+    scores, filters and shows every chunk as an index built from the final rows."""
+    rows = list(_rows())
+    extra = [("e1", {"doc_id": "e", "units": ["县统计局"], "year": "2024", "start": 3,
+                     "tokens": " ".join(tokenize("统计局污水监测站建设滞后"))}, "统计局污水监测站建设滞后"),
+             ("e2", {"doc_id": "e", "year": 2024, "tokens": " ".join(tokenize("充电桩建成"))}, "充电桩建成")]
+    c2 = ("c2", {"doc_id": "d", "year": "2025", "statuses": ["completed"],
+                 "tokens": " ".join(tokenize("数字乡村建设已完成"))}, "数字乡村建设已完成")
+    other = [("o1", {"doc_id": "o", "tokens": " ".join(tokenize("污水"))}, "污水")]
+    base = LexicalIndex.build("t1", rows + other)
+    events = [("rows", extra), ("rows", [c2]), ("drop_ids", ["c3"]), ("drop_doc", "o"),
+              ("rows", [("e3", {"doc_id": "e", "tokens": "全新 词语"}, "全新词语")]), ("drop_ids", ["e2"])]
+    updated = base.updated("t2", events)
+    final = [r for r in rows if r[0] not in ("c2", "c3")] + [extra[0], c2, ("e3", {"doc_id": "e", "tokens": "全新 词语"},
+                                                                              "全新词语")]
+    rebuilt = LexicalIndex.build("t2", final)
+    assert updated.tag == "t2" and len(updated) == 5
+    _same_index(updated, rebuilt, ["污水处理滞后", "建设进展", "全新", "统计局", "充电桩"])
+    for f in ({"year": "2025"}, {"unit": "县统计局"}, {"status": "completed"}):
+        assert ({updated.ids[i] for i in np.flatnonzero(updated.mask(parse_filters(f)))}
+                == {rebuilt.ids[i] for i in np.flatnonzero(rebuilt.mask(parse_filters(f)))}), f
+    assert updated.meta(updated.pos["e1"])["start"] == 3
+    updated.save(tmp_path / "bm25.npz")
+    _same_index(LexicalIndex.load(tmp_path / "bm25.npz", "t2"), rebuilt, ["污水", "数字乡村"])
+    assert base.updated("t3", []).ids == base.ids
+
+
 def test_filters_parse_to_clauses():
     assert parse_filters({"unit": "县发改局"})[0].pairs == (("units", "县发展和改革局"),)
     doc, year = parse_filters({"document": "000_x", "year": "2021"})
@@ -188,6 +227,32 @@ def test_bm25_side_index_is_saved_and_reused(small_store):
     store.derived.clear()
     again = lexical_index(store)
     assert again is not index and again.tag == index.tag and again.ids == index.ids
+
+
+def test_writer_updates_the_bm25_index_from_its_journal(tmp_path, monkeypatch):
+    """After a replace and a removal, the writer brings the side index up to date from what
+    it wrote (no read of every chunk) and gets what a rebuild from the store gets."""
+    embedder = CachedEmbedder(E5Embedder(), tmp_path / "cache")
+    store = open_store(tmp_path / "store", embedder=embedder)
+    docs = tmp_path / "in"
+    index_paths(store, [write_doc(docs, "mini_report.txt", MINI), write_doc(docs, "other_report.txt", OTHER)])
+    before = lexical_index(store)
+    reads = []
+    monkeypatch.setattr(store, "chunk_rows", lambda *a, **k: reads.append(1) or iter(()))
+    changed = MINI.replace("新建5G基站80座", "新建5G基站95座，光纤入户")
+    report = index_paths(store, [write_doc(docs, "mini_report.txt", changed)])
+    assert [r.action for r in report.results] == ["replaced"]
+    assert store.remove("other_report")
+    after = lexical_index(store)
+    assert not reads and after is not before and after.tag == store.chunks_version()
+    monkeypatch.undo()
+    rebuilt = LexicalIndex.build("rebuilt", store.chunk_rows())
+    _same_index(after, rebuilt, ["新建5G基站", "光纤入户", "充电桩", "污水处理厂改造"])
+    assert not search(store, "充电桩", k=3, mode="bm25") or all(h.doc_id != "other_report"
+                                                               for h in search(store, "充电桩", k=3, mode="bm25"))
+    other = open_store(tmp_path / "store", embedder=embedder)  # another process only loads what the writer saved
+    monkeypatch.setattr(other, "chunk_rows", lambda *a, **k: reads.append(1) or iter(()))
+    assert lexical_index(other).ids == after.ids and not reads
 
 
 # --------------------------------------------------------------------------- the seed corpus (slow)
