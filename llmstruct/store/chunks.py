@@ -19,7 +19,7 @@ STORE_VERSION = 1
 
 
 # Bump when chunking or the searchable text changes: stored documents are then re-indexed.
-INDEX_VERSION = "chunks-3"
+INDEX_VERSION = "chunks-4"
 
 MAX_CHUNK_CHARS = 320
 

@@ -6,12 +6,14 @@ embed); the seed corpus is indexed once per session in the slow tests of test_re
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -518,14 +520,17 @@ def test_a_reopen_waits_for_the_chroma_call_in_flight(tmp_path):
 
 
 def test_chunks_are_packed_in_chroma_and_old_rows_still_read(tmp_path, embedder):
-    """A chunk is its vector, ``doc_id`` and one compressed row in Chroma; a chunk written
-    the old way (every key its own, the text as a document) reads back the same way."""
+    """A chunk is its vector with ``doc_id`` and ``part`` in Chroma, its row packed with
+    the others of its document in one part; chunks written the old ways (one compressed
+    row each, or every key its own with the text as a document) read back the same way."""
     doc = write_doc(tmp_path / "in", "mini_report.txt", MINI)
     store = open_store(tmp_path / "store", embedder=embedder)
     assert not index_paths(store, [doc]).errors
     col = store.client.get_collection("llmstruct_chunks", embedding_function=None)
     raw = col.get(include=["metadatas", "documents"], limit=1)
-    assert set(raw["metadatas"][0]) == {"doc_id", "row"} and not raw["documents"][0]
+    assert raw["metadatas"][0] == {"doc_id": "mini_report", "part": "mini_report#rows0"} and not raw["documents"][0]
+    parts = store.client.get_collection("llmstruct_chunk_rows", embedding_function=None).get(include=["metadatas"])
+    assert parts["ids"] == ["mini_report#rows0"] and parts["metadatas"][0]["chunks"] == store.counts()["chunks"]
     cid, meta, text = next(iter(store.chunk_rows()))
     assert meta["doc_id"] == "mini_report" and meta["tokens"]
     assert text == read_source(doc).text[meta["start"] : meta["end"]]
@@ -533,3 +538,10 @@ def test_chunks_are_packed_in_chroma_and_old_rows_still_read(tmp_path, embedder)
     col.add(ids=["old/1"], embeddings=[[0.0] * (embedder.dim - 1) + [1.0]], documents=["旧格式的段落"],
             metadatas=[old])
     assert store.get_chunks(["old/1", cid]) == {"old/1": (old, "旧格式的段落"), cid: (meta, text)}
+    packed = base64.b64encode(zlib.compress(json.dumps(dict(meta, text="每块一行的旧格式"), ensure_ascii=False).encode()))
+    col.add(ids=["old/2"], embeddings=[[0.0] * (embedder.dim - 1) + [1.0]],
+            metadatas=[{"doc_id": "mini_report", "row": packed.decode()}])
+    assert store.get_chunks(["old/2"]) == {"old/2": (meta, "每块一行的旧格式")}
+    rows = {c: (m, t) for c, m, t in store.chunk_rows()}
+    assert rows["old/1"] == (old, "旧格式的段落") and rows["old/2"] == (meta, "每块一行的旧格式") and rows[cid] == (meta, text)
+    assert len(rows) == store.counts()["chunks"]
