@@ -339,3 +339,5 @@ def test_retrieval_bench_runs_at_small_scale(tmp_path, seed_store):
     answerable = sum(q.answerable for q in load_questions(QUESTIONS))
     assert report["quality"]["hybrid"]["overall"]["questions"] == answerable == 65
     assert report["synthetic_store"]["index_rate_chunks_per_s"] > 0
+    small = report["synthetic_store"]["small_write"]
+    assert small["chunks"] > 0 and small["bm25_update_after_add_seconds"] >= 0

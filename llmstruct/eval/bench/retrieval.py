@@ -113,6 +113,30 @@ def _seed_rows(store: Store) -> list[tuple[str, dict, str, np.ndarray]]:
     return store.chunk_rows_with_vectors()
 
 
+def _small_write(store: Store, seed_rows: list[tuple[str, dict, str, np.ndarray]]) -> dict[str, Any]:
+    """Seconds until a big store can be searched after one document goes in, and after it
+    is removed: what an upload waits for (the BM25 index is updated, not rebuilt)."""
+    doc = seed_rows[0][1].get("doc_id", "")
+    rows = [r for r in seed_rows if r[1].get("doc_id", "") == doc]
+    marker = f"upd{time.time_ns()}"
+    metas = [dict(m, doc_id=marker) for _, m, _, _ in rows]
+    out: dict[str, Any] = {"chunks": len(rows)}
+    t0 = time.perf_counter()
+    store.add_raw_chunks([f"{marker}/{cid}" for cid, _, _, _ in rows], np.vstack([r[3] for r in rows]),
+                         [r[2] for r in rows], metas)
+    out["add_seconds"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    lexical_index(store)
+    out["bm25_update_after_add_seconds"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    store.remove(marker)
+    out["remove_seconds"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    lexical_index(store)
+    out["bm25_update_after_remove_seconds"] = round(time.perf_counter() - t0, 2)
+    return out
+
+
 def latency(store: Store, queries: list[str], modes: tuple[str, ...] = ("hybrid", "vector", "bm25"),
             filters: dict[str, str] | None = None, k: int = 8) -> dict[str, Any]:
     """Per-mode latency of ``search`` over ``queries``, each query embedded afresh, plus
@@ -246,6 +270,8 @@ def retrieval_benchmark(target_chunks: int = 100_000, work_dir: Path | None = No
                                          bm25_vocabulary=len(lex.vocab), bm25_postings=int(len(lex.rows)),
                                          bm25_file_mb=round((syn.local_dir / SIDECAR).stat().st_size / 2**20, 1),
                                          store_folder_mb=_folder_mb(syn_dir))
+        log("one more document into the synthetic store, then out again: BM25 brought up to date each time")
+        report["synthetic_store"]["small_write"] = _small_write(syn, seed_rows)
         log(f"latency over {len(questions)} questions x 3 modes at {report['synthetic_store']['chunks']} chunks")
         report["latency_synthetic"] = latency(syn, questions)
         log("latency with a filter (year=2021)")
