@@ -290,7 +290,7 @@ class Citation(Strict):
 RefusalCode = Literal[
     "empty_question", "question_too_long", "no_matching_items", "no_such_item", "no_leader", "no_units", "no_progress",
     "weak_evidence", "truncated", "model_refused", "nothing_verified", "no_number", "wrong_unit",
-    "target_not_actual", "actual_not_target", "wrong_subject", "wrong_period",
+    "target_not_actual", "actual_not_target", "wrong_subject", "wrong_period", "place_not_in_corpus",
 ]
 
 

@@ -102,6 +102,11 @@ class Asker:
         p = self.plan(question, history)
         if filters:
             p = apply_filters(p, filters, self.catalog)
+        outside = self.catalog.places_not_covered(p.standalone)
+        if outside and not p.regions and not p.doc_ids:  # only places no document is about
+            why = refusal("place_not_in_corpus", place="、".join(outside))
+            yield StreamEvent("final", answer=refused(question, why), seconds=time.perf_counter() - t0, refusal=why)
+            return
         meta = metadata_answer(question, p, self.catalog)
         if meta is not None:
             yield StreamEvent("final", answer=meta, seconds=time.perf_counter() - t0)

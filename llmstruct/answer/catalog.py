@@ -3,6 +3,8 @@ original text of each source file that passages are sliced from."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from llmstruct.ingest.source import SourceText, read_source
 from llmstruct.schema import DocumentRecord, Indicator, TaskItem
 from llmstruct.store.store import Store
 from llmstruct.structure.pipeline import structure_file
+from llmstruct.structure.regions import places_named, region_code
 from llmstruct.text.tokens import tokenizer_with
 
 
@@ -44,6 +47,22 @@ class DocInfo:
         return f"{self.place}{year}·{title}" if self.place else f"{year}{title}"
 
 
+def name_variants(counts: Counter[str]) -> dict[str, str]:
+    """Rare spellings of a name -> the usual spelling: same length (2-4 characters), same
+    surname, one other character; the rare one at most twice and the usual one at least
+    three times as often. A rare name near two usual ones is left alone."""
+    out: dict[str, str] = {}
+    for rare, n in counts.items():
+        if n > 2 or not 2 <= len(rare) <= 4:
+            continue
+        near = [usual for usual, m in counts.items()
+                if m >= 3 * n and len(usual) == len(rare) and usual[0] == rare[0]
+                and sum(a != b for a, b in zip(usual, rare, strict=True)) == 1]
+        if len(near) == 1:
+            out[rare] = near[0]
+    return out
+
+
 class Catalog:
     """The store's documents and structured items, with the names the planner links to.
 
@@ -65,6 +84,10 @@ class Catalog:
             for r in self.records.values()
         }
         self.leaders = sorted({ld.name for r in self.records.values() for i in r.items for ld in i.leaders}, key=len, reverse=True)
+        # per document: a leader name written once or twice that differs by one character from
+        # a name the document prints far more often (朱风华 once beside 朱凤华 22 times) -> that name
+        self.leader_variants: dict[str, dict[str, str]] = {
+            r.doc_id: name_variants(Counter(ld.name for i in r.items for ld in i.leaders)) for r in self.records.values()}
         units: dict[str, str] = {}
         for r in self.records.values():
             for i in r.items:
@@ -74,6 +97,21 @@ class Catalog:
         self.units = dict(sorted(units.items(), key=lambda kv: len(kv[0]), reverse=True))
         self.place_names = self._collect_place_names()
         self.tokenizer = tokenizer_with([n for n, _, _ in self.place_names] + self.leaders + list(self.units))
+
+    def places_not_covered(self, text: str) -> list[str]:
+        """Places ``text`` names that no document is about: none is of that place or inside
+        it, and none is of a larger place holding it (a province's report covers its cities);
+        a document whose place was not recognised still covers a place its title names."""
+        docs = [c for r in self.records.values() if (c := region_code(r.region))]
+        titles = " ".join(f"{d.title} {d.source_file}" for d in self.docs.values())
+        return [name for name, codes in places_named(text).items()
+                if name not in titles and not any(d.startswith(c) or c.startswith(d) for c in codes for d in docs)]
+
+    def leader_names(self, name: str, doc_id: str) -> list[str]:
+        """The spellings of one leader in a document: the usual one first, then its variants."""
+        variants = self.leader_variants.get(doc_id, {})
+        usual = variants.get(name, name)
+        return [usual] + sorted(v for v, u in variants.items() if u == usual)
 
     def _collect_place_names(self) -> list[tuple[str, str, int]]:
         """(name as it may be written, canonical place, level) longest first; level 3 = town."""

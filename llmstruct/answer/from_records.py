@@ -57,8 +57,9 @@ def select_items(catalog: Catalog, p: Plan, store: Store | None = None) -> list[
     for rec in catalog.records.values():
         if p.doc_ids and rec.doc_id not in p.doc_ids:
             continue
+        spellings = catalog.leader_names(p.leader, rec.doc_id) if p.leader else []
         for it in rec.items:
-            if p.leader and p.leader not in [ld.name for ld in it.leaders]:
+            if p.leader and not {ld.name for ld in it.leaders} & set(spellings):
                 continue
             if p.unit:
                 roles = [u.role for u in it.units if p.unit in (u.canonical, u.name)]
@@ -72,14 +73,39 @@ def select_items(catalog: Catalog, p: Plan, store: Store | None = None) -> list[
 
 def _store_items(store: Store, catalog: Catalog, p: Plan) -> list[tuple[DocumentRecord, TaskItem]]:
     found: dict[str, tuple[DocumentRecord, TaskItem]] = {}
+    spellings = _spellings(catalog, p)
     for doc in p.doc_ids or [None]:
         for role in p.roles or [None]:
-            for row in query_items(store, unit=p.unit, role=role, leader=p.leader, status=p.status, doc_id=doc):
+            for row in (r for name in spellings for r in query_items(store, unit=p.unit, role=role, leader=name,
+                                                                     status=p.status, doc_id=doc)):
                 item_id = getattr(row, "item_id", None) or (row.get("item_id") if isinstance(row, dict) else None)
                 got = catalog.item(item_id) if item_id else None
                 if got:
                     found[item_id] = got
     return sorted(found.values(), key=lambda x: (x[0].doc_id, x[1].seq_no or 0))
+
+
+def _spellings(catalog: Catalog, p: Plan) -> list[str | None]:
+    """The leader asked about as each document writes them (variants merged), or [None]."""
+    if not p.leader:
+        return [None]
+    docs = p.doc_ids or list(catalog.records)
+    return list(dict.fromkeys(n for d in docs for n in catalog.leader_names(p.leader, d)))
+
+
+def _merged_note(catalog: Catalog, p: Plan, items: list[tuple[DocumentRecord, TaskItem]],
+                 labels: list[str]) -> str:
+    """Which items were counted under a variant spelling of the leader, and why."""
+    notes = []
+    for doc_id in dict.fromkeys(rec.doc_id for rec, _ in items):
+        usual, *variants = catalog.leader_names(p.leader or "", doc_id)
+        for v in variants:
+            where = [labels[k] for k, (r, it) in enumerate(items)
+                     if r.doc_id == doc_id and v in {ld.name for ld in it.leaders}]
+            if where:
+                notes.append(f"其中{'、'.join(where)}写作“{v}”，与“{usual}”仅一字之差，同一文件中仅此"
+                             f"{len(where)}处，按同一人计入")
+    return "（" + "；".join(notes) + "）" if notes else ""
 
 
 def records_answer(question: str, p: Plan, catalog: Catalog, store: Store | None = None) -> Answer | None:
@@ -90,7 +116,7 @@ def records_answer(question: str, p: Plan, catalog: Catalog, store: Store | None
     items = select_items(catalog, p, store)
     if not items:
         return Answer(question=question, answer=REFUSAL, refused=True, refusal="no_matching_items")
-    names = [n for n in (p.leader, p.unit) if n]
+    names = [n for n in (p.leader, p.unit) if n] + [n for n in _spellings(catalog, p) if n]
     if p.unit:
         names += [name for name, canon in catalog.units.items() if canon == p.unit]
     citations, labels = [], []
@@ -113,13 +139,15 @@ def records_answer(question: str, p: Plan, catalog: Catalog, store: Store | None
         a, b = span
         citations.append(Citation(n=n, doc_id=rec.doc_id, source_file=rec.source_file, start=a, end=b, quote=original[a:b]))
         labels.append(f"{_item_label(catalog, rec, it)}[{n}]")
-    who = p.leader or p.unit or ""
+    leader = catalog.leader_names(p.leader, items[0][0].doc_id)[0] if p.leader else None
+    who = leader or p.unit or ""
     how = "或".join(VOCAB.role(r)["label"] for r in p.roles) if p.roles else ("作为责任领导" if p.leader else "参与")
     docs = {rec.doc_id for rec, _ in items}
     where = "、".join(catalog.docs[d].place or d for d in sorted(docs))
     if not who and p.status:
         how = f"状态为“{VOCAB.status_label(p.status)}”"
-    text = f"按结构化记录，{where}文件中{who}{how}的任务共{len(items)}项：" + "、".join(labels) + "。"
+    text = (f"按结构化记录，{where}文件中{who}{how}的任务共{len(items)}项：" + "、".join(labels)
+            + (_merged_note(catalog, p, items, labels) if p.leader else "") + "。")
     return Answer(question=question, answer=text, refused=False, citations=citations)
 
 

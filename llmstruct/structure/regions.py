@@ -136,4 +136,28 @@ def resolve_region(header: str, body: str = "") -> Region:
     return region
 
 
-__all__ = ["GAZETTEER_PACKAGE", "gazetteer", "resolve_region"]
+def region_code(region: Region) -> str | None:
+    """The adcode of a region's most specific level (县 6 digits, 市 4, 省 2), or None."""
+    g = gazetteer()
+    parent = ""
+    code = None
+    for name in (region.province, region.city, region.county):
+        fits = [c for c in g.names.get(name or "", []) if c.startswith(parent)]
+        if fits:
+            code = parent = min(fits, key=len)
+    return code
+
+
+def places_named(text: str) -> dict[str, list[str]]:
+    """Places a question names in full (青岛市, 朝阳区) or by a province's short name (陕西):
+    name -> its adcodes. Short city names (新乡, 通化) are left out: they occur inside words."""
+    g = gazetteer()
+    out: dict[str, list[str]] = {}
+    for _, name in _hits(text, g):
+        codes = [c for c in g.names[name] if g.full.get(c) == name or len(c) == 2]
+        if codes:
+            out[name] = codes
+    return out
+
+
+__all__ = ["GAZETTEER_PACKAGE", "gazetteer", "places_named", "region_code", "resolve_region"]
