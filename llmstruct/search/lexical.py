@@ -360,9 +360,11 @@ class LexicalIndex:
         s = self.scores(tokens, split)
         if mask is not None:
             s = np.where(mask, s, 0.0)
-        cand = np.flatnonzero(s > 0)
-        if len(cand) > n:
-            cand = cand[np.argpartition(-s[cand], n - 1)[:n]]
+        if len(s) > n:  # one partition of the whole array: at 1M chunks half of them score above 0
+            cand = np.argpartition(s, len(s) - n)[len(s) - n :]
+            cand = cand[s[cand] > 0]
+        else:
+            cand = np.flatnonzero(s > 0)
         cand = cand[np.lexsort((cand, -s[cand]))]
         return [(int(i), float(s[i])) for i in cand]
 
@@ -405,7 +407,8 @@ class LexicalIndex:
     def save(self, path: Path) -> None:
         """One file written to a temp name and renamed: readers never see half an index."""
         names = list(self.columns)
-        header = json.dumps({"version": _SIDECAR_VERSION, "tag": self.tag, "ids": self.ids,
+        head = json.dumps({"version": _SIDECAR_VERSION, "tag": self.tag})
+        header = json.dumps({"ids": self.ids,
                              "vocab": sorted(self.vocab, key=self.vocab.__getitem__),
                              "columns": [{"name": k, "values": self.columns[k].values,
                                           "is_list": self.columns[k].is_list} for k in names]},
@@ -413,7 +416,8 @@ class LexicalIndex:
         arrays = {f"c{i}_indptr": self.columns[k].indptr for i, k in enumerate(names)}
         arrays.update({f"c{i}_codes": self.columns[k].codes for i, k in enumerate(names)})
         with atomic_file(path, "wb") as f:
-            np.savez(f, header=np.frombuffer(header.encode("utf-8"), np.uint8), indptr=self.indptr,
+            np.savez(f, head=np.frombuffer(head.encode("utf-8"), np.uint8),
+                     header=np.frombuffer(header.encode("utf-8"), np.uint8), indptr=self.indptr,
                      rows=self.rows, weights=self.weights, tf=self.tf, doc_len=self.doc_len, text_blob=self.text_blob,
                      text_offsets=self.text_offsets, **arrays)
 
@@ -422,9 +426,10 @@ class LexicalIndex:
         """The saved index if it was built for ``tag`` (collection and generation), else None."""
         try:
             data = _mapped(path)
-            header = json.loads(data["header"].tobytes().decode("utf-8"))
-            if header.get("version") != _SIDECAR_VERSION or header.get("tag") != tag:
+            head = json.loads(data["head"].tobytes().decode("utf-8"))  # small: a stale index is told cheaply
+            if head.get("version") != _SIDECAR_VERSION or head.get("tag") != tag:
                 return None
+            header = json.loads(data["header"].tobytes().decode("utf-8"))
             vocab = {t: i for i, t in enumerate(header["vocab"])}
             columns = {c["name"]: _Column(c["values"], c["is_list"], data[f"c{i}_indptr"], data[f"c{i}_codes"])
                        for i, c in enumerate(header["columns"])}
