@@ -91,13 +91,6 @@ def search(store: Store, query: str, k: int = 8, filters: dict[str, str] | None 
     if k <= 0 or not query.strip():
         return []
     lex = lexical_index(store)
-    clauses = parse_filters(filters, lex.known("units"))
-    mask = lex.mask(clauses)
-    if mask is not None and not mask.any():
-        return []
-    pool = max(k, candidates) if mode == "hybrid" else k
-    vector: list[tuple[str, float]] = []
-    lexical: list[tuple[str, float]] = []
     # A one-thread query embedding (C code, GIL released) runs on another core while BM25
     # runs here: hybrid costs the longer of the two. When the embedder's load rule says both
     # cores are free and the BM25 part is light, the embedding uses both cores after BM25
@@ -111,7 +104,14 @@ def search(store: Store, query: str, k: int = 8, filters: dict[str, str] | None 
     heavy = mode == "hybrid" and lex.postings(tokens) >= SPLIT_POSTINGS
     together = embed and (not spare or heavy)
     embedding = (_QUERY_POOL.submit(store.embedder.embed_queries_on_one_thread, [analyze(query)])
-                 if together else None)
+                 if together else None)  # started before the filters are read: it is the longer part
+    clauses = parse_filters(filters, lex.known("units"))
+    mask = lex.mask(clauses)
+    if mask is not None and not mask.any():
+        return []
+    pool = max(k, candidates) if mode == "hybrid" else k
+    vector: list[tuple[str, float]] = []
+    lexical: list[tuple[str, float]] = []
     if mode in ("bm25", "hybrid"):
         lexical = [(lex.ids[i], s) for i, s in lex.top(tokens, pool, mask, split=spare and not together)]
     if embed:
