@@ -360,11 +360,9 @@ class LexicalIndex:
         s = self.scores(tokens, split)
         if mask is not None:
             s = np.where(mask, s, 0.0)
-        if len(s) > n:  # one partition of the whole array: at 1M chunks half of them score above 0
-            cand = np.argpartition(s, len(s) - n)[len(s) - n :]
-            cand = cand[s[cand] > 0]
-        else:
-            cand = np.flatnonzero(s > 0)
+        cand = np.flatnonzero(s > 0)
+        if len(cand) > n:  # not one partition of the whole array: with a filter most scores tie at 0,
+            cand = cand[np.argpartition(-s[cand], n - 1)[:n]]  # and that took 50 ms against 2 here
         cand = cand[np.lexsort((cand, -s[cand]))]
         return [(int(i), float(s[i])) for i in cand]
 
