@@ -488,7 +488,7 @@ def lexical_index(store: Store) -> LexicalIndex:
             index.save(path)
         except OSError:
             pass  # a read-only store folder still searches, it just rebuilds per process
-    store.journal.restart(int(tag.rsplit(":", 1)[1]))
+    store.journal.indexed(int(tag.rsplit(":", 1)[1]))
     store.derived["lexical"] = index
     return index
 
@@ -496,13 +496,14 @@ def lexical_index(store: Store) -> LexicalIndex:
 def _from_journal(store: Store, tag: str, cached: LexicalIndex | None, path: Path) -> LexicalIndex | None:
     """The index for ``tag`` made from the one before this process's writes, when the
     journal covers every write since it (no other process wrote in between)."""
-    journal = store.journal
     collection, generation = tag.rsplit(":", 1)
-    if journal.base is None or journal.generation != int(generation) or not journal.events:
+    start = store.journal.covers()
+    events = store.journal.since(start, int(generation)) if start is not None else None
+    if not events:
         return None
-    base_tag = f"{collection}:{journal.base}"
+    base_tag = f"{collection}:{start}"
     base = cached if cached is not None and cached.tag == base_tag else LexicalIndex.load(path, base_tag)
     # With no index of the generation before, the journal may still hold the whole store
     # (a new store, or every old row written over): the count below tells.
-    index = (base or LexicalIndex.build(base_tag, [])).updated(tag, journal.events)
+    index = (base or LexicalIndex.build(base_tag, [])).updated(tag, events)
     return index if len(index) == store.counts()["chunks"] else None

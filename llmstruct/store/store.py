@@ -17,6 +17,7 @@ import base64
 import fcntl
 import json
 import os
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -137,41 +138,81 @@ class IndexReport(BaseModel):
 
 
 class Journal:
-    """What this process wrote to the chunks since generation ``base``, in order, so that
-    derived indexes can be brought up to date by applying it instead of rebuilding from
-    every chunk (at 1,000,000 chunks a rebuild reads and decodes the whole store: minutes).
+    """What this process wrote to the chunks, by generation, so that derived indexes can be
+    brought up to date by applying it instead of rebuilding from every chunk (at 1,000,000
+    chunks a rebuild reads and decodes the whole store: minutes).
 
     Events are ``("rows", rows)`` (rows added or written over rows with the same ids),
-    ``("drop_ids", ids)`` and ``("drop_doc", doc_id)``. It covers ``base`` to ``generation``
-    only while every bump in between was ours; a write by another process restarts it."""
+    ``("drop_ids", ids)`` and ``("drop_doc", doc_id)``. A write's events are pending until
+    its generation bump, then kept under that generation: a search in another thread sees
+    whole writes only. The journal covers ``base`` to ``generation`` while every bump in
+    between was ours; a write by another process restarts it. Thread-safe (chat sessions
+    search while an upload writes)."""
 
     MAX_ROWS = 2_000_000  # past this the journal is dropped: a rebuild is then cheaper than the memory
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.base: int | None = None
         self.generation: int | None = None
-        self.events: list[tuple[str, Any]] = []
-        self.rows = 0
+        self._events: list[tuple[int, str, Any]] = []  # (generation, kind, payload), committed
+        self._pending: list[tuple[str, Any]] = []
+        self._rows = 0
+
+    def _restart(self, generation: int | None) -> None:
+        self.base = self.generation = generation
+        self._events, self._pending, self._rows = [], [], 0
 
     def begin(self, generation: int) -> None:
         """Called under the write lock: restart unless we wrote the generation the store is at."""
-        if self.generation != generation:
-            self.restart(generation)
-
-    def restart(self, generation: int | None) -> None:
-        self.base = self.generation = generation
-        self.events = []
-        self.rows = 0
+        with self._lock:
+            if self.generation != generation:
+                self._restart(generation)
+            self._pending = []
 
     def add(self, kind: str, payload: Any) -> None:
-        if self.base is None:
-            return
-        if kind == "rows":
-            self.rows += len(payload)
-            if self.rows > self.MAX_ROWS:
-                self.restart(None)
+        with self._lock:
+            if self.base is None:
                 return
-        self.events.append((kind, payload))
+            if kind == "rows":
+                self._rows += len(payload)
+                if self._rows > self.MAX_ROWS:
+                    self._restart(None)
+                    return
+            self._pending.append((kind, payload))
+
+    def bumped(self, generation: int) -> None:
+        """The write's events now belong to ``generation``, if we also wrote the one before it."""
+        with self._lock:
+            if self.base is not None and self.generation == generation - 1:
+                self._events.extend((generation, kind, payload) for kind, payload in self._pending)
+                self._pending = []
+                self.generation = generation
+            else:
+                self._restart(None)
+
+    def since(self, base: int, generation: int) -> list[tuple[str, Any]] | None:
+        """The events that take the chunks from ``base`` to ``generation``, or None when the
+        journal does not cover that span."""
+        with self._lock:
+            if self.base is None or self.base != base or self.generation is None or self.generation < generation:
+                return None
+            return [(kind, payload) for g, kind, payload in self._events if g <= generation]
+
+    def covers(self) -> int | None:
+        with self._lock:
+            return self.base
+
+    def indexed(self, generation: int) -> None:
+        """A derived index of ``generation`` exists: events up to it are no longer needed."""
+        with self._lock:
+            if self.generation is None or self.base is None or self.generation < generation:
+                if not self._pending:
+                    self._restart(generation)
+                return
+            self.base = max(self.base, generation)
+            self._events = [e for e in self._events if e[0] > generation]
+            self._rows = sum(len(p) for _, kind, p in self._events if kind == "rows")
 
 
 class Store:
@@ -296,10 +337,7 @@ class Store:
         self._chroma("updating the generation", lambda: col.modify(metadata=meta))
         if self._embedded is not None:
             self._embedded.loaded_generation = gen
-        if self.journal.generation == gen - 1:
-            self.journal.generation = gen
-        else:
-            self.journal.restart(None)
+        self.journal.bumped(gen)
         return gen
 
     @contextmanager

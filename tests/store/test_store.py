@@ -545,3 +545,27 @@ def test_chunks_are_packed_in_chroma_and_old_rows_still_read(tmp_path, embedder)
     rows = {c: (m, t) for c, m, t in store.chunk_rows()}
     assert rows["old/1"] == (old, "旧格式的段落") and rows["old/2"] == (meta, "每块一行的旧格式") and rows[cid] == (meta, text)
     assert len(rows) == store.counts()["chunks"]
+
+
+def test_journal_shows_whole_writes_only_and_forgets_what_is_indexed():
+    """A search in another thread must not see half a write: events count from their
+    generation bump; an index of a generation makes the events up to it unnecessary."""
+    from llmstruct.store.store import Journal
+
+    j = Journal()
+    j.add("rows", [("a", {}, "")])  # before any begin: nothing is known, nothing kept
+    j.begin(5)
+    j.add("rows", [("a", {}, "")])
+    assert j.since(5, 5) == [] and j.since(5, 6) is None  # pending: not visible
+    j.bumped(6)
+    assert j.since(5, 6) == [("rows", [("a", {}, "")])]
+    j.begin(6)
+    j.add("drop_doc", "d")
+    j.indexed(6)  # an index of 6 exists; the write in progress stays pending
+    assert j.covers() == 6 and j.since(6, 6) == []
+    j.bumped(7)
+    assert j.since(6, 7) == [("drop_doc", "d")] and j.since(5, 7) is None
+    j.begin(9)  # another process wrote 8 and 9: what we know no longer chains
+    assert j.covers() == 9 and j.since(9, 9) == []
+    j.bumped(11)  # a bump we did not follow
+    assert j.covers() is None
