@@ -60,7 +60,7 @@ def _vector_hits(store: Store, lex: LexicalIndex, qvec: np.ndarray, pool: int,
     enough of the store, else by a query restricted to the ids the filter keeps.
 
     The filter is decided by the lexical index's columns (chunk metadata in Chroma is one
-    ``doc_id`` and the part holding its row, see ``store._pack_rows``); a selective filter (one document) passes the
+    ``doc_id`` and the part holding its row, see ``store.rows.pack_rows``); a selective filter (one document) passes the
     few ids it keeps to Chroma, an unselective one reads past the rows it drops.
     """
     total = len(lex)

@@ -13,13 +13,9 @@ collection's metadata, so other processes know when to reload and when derived i
 
 from __future__ import annotations
 
-import base64
 import fcntl
-import json
 import os
-import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +38,7 @@ from llmstruct.store.chunks import (
 )
 from llmstruct.store.client import EmbeddedClient
 from llmstruct.store.embedding import CachedEmbedder, Embedder, EmbeddingError
+from llmstruct.store.rows import Journal, Row, pack_rows, unpack_chunk, unpack_rows
 from llmstruct.text.tokens import tokenize
 
 CHUNKS, ITEMS, DOCUMENTS = "llmstruct_chunks", "llmstruct_items", "llmstruct_documents"
@@ -57,40 +54,6 @@ _WRITE_BATCH = 1000
 _CHUNK_BATCH = 5000
 
 _READ_PAGE = 5000
-
-Row = tuple[str, dict[str, Any], str]  # (chunk_id, metadata with its BM25 ``tokens``, original text)
-
-
-def _pack_rows(rows: list[Row]) -> str:
-    """Up to ``_ROWS_PART`` chunk rows of one document as one zlib-compressed JSON value in base64.
-
-    Chroma's local store pays per metadata key and per character of a string value, and
-    puts a document into a trigram full-text index. With 24 keys and the text as a
-    document, chunks went in at ≈ 540/s here; as one JSON string at ≈ 1,100/s; compressed
-    at ≈ 1,700/s (30,000 chunks); with the rows packed a thousand at a time beside
-    vectors that carry only ``doc_id`` and ``part``, 1,785/s against 1,446/s for a row per
-    chunk (100,000 chunks). Search needs none of it from Chroma: filters and BM25 run
-    over the lexical index, which is built from these rows."""
-    raw = json.dumps([[cid, dict(meta, text=text)] for cid, meta, text in rows], ensure_ascii=False)
-    return base64.b64encode(zlib.compress(raw.encode("utf-8"), 1)).decode("ascii")
-
-
-def _unpack_rows(blob: str) -> list[Row]:
-    out = []
-    for cid, row in json.loads(zlib.decompress(base64.b64decode(blob))):
-        text = row.pop("text", "")
-        out.append((cid, row, text))
-    return out
-
-
-def _unpack_chunk(meta: dict[str, Any] | None, document: str | None) -> tuple[dict[str, Any], str]:
-    """(metadata, original text) of a chunk written before rows were kept in parts: one
-    compressed ``row`` per chunk, or every key its own with the text as the document."""
-    if meta and "row" in meta:
-        row = json.loads(zlib.decompress(base64.b64decode(meta["row"])))
-        return row, row.pop("text", "")
-    return dict(meta or {}), document or ""
-
 
 class IndexedDocument(BaseModel):
     """One indexed report, as listed by :meth:`Store.documents`."""
@@ -135,84 +98,6 @@ class IndexReport(BaseModel):
         self.errors.extend(other.errors)
         self.passages_embedded += other.passages_embedded
         self.passages_from_cache += other.passages_from_cache
-
-
-class Journal:
-    """What this process wrote to the chunks, by generation, so that derived indexes can be
-    brought up to date by applying it instead of rebuilding from every chunk (at 1,000,000
-    chunks a rebuild reads and decodes the whole store: minutes).
-
-    Events are ``("rows", rows)`` (rows added or written over rows with the same ids),
-    ``("drop_ids", ids)`` and ``("drop_doc", doc_id)``. A write's events are pending until
-    its generation bump, then kept under that generation: a search in another thread sees
-    whole writes only. The journal covers ``base`` to ``generation`` while every bump in
-    between was ours; a write by another process restarts it. Thread-safe (chat sessions
-    search while an upload writes)."""
-
-    MAX_ROWS = 2_000_000  # past this the journal is dropped: a rebuild is then cheaper than the memory
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.base: int | None = None
-        self.generation: int | None = None
-        self._events: list[tuple[int, str, Any]] = []  # (generation, kind, payload), committed
-        self._pending: list[tuple[str, Any]] = []
-        self._rows = 0
-
-    def _restart(self, generation: int | None) -> None:
-        self.base = self.generation = generation
-        self._events, self._pending, self._rows = [], [], 0
-
-    def begin(self, generation: int) -> None:
-        """Called under the write lock: restart unless we wrote the generation the store is at."""
-        with self._lock:
-            if self.generation != generation:
-                self._restart(generation)
-            self._pending = []
-
-    def add(self, kind: str, payload: Any) -> None:
-        with self._lock:
-            if self.base is None:
-                return
-            if kind == "rows":
-                self._rows += len(payload)
-                if self._rows > self.MAX_ROWS:
-                    self._restart(None)
-                    return
-            self._pending.append((kind, payload))
-
-    def bumped(self, generation: int) -> None:
-        """The write's events now belong to ``generation``, if we also wrote the one before it."""
-        with self._lock:
-            if self.base is not None and self.generation == generation - 1:
-                self._events.extend((generation, kind, payload) for kind, payload in self._pending)
-                self._pending = []
-                self.generation = generation
-            else:
-                self._restart(None)
-
-    def since(self, base: int, generation: int) -> list[tuple[str, Any]] | None:
-        """The events that take the chunks from ``base`` to ``generation``, or None when the
-        journal does not cover that span."""
-        with self._lock:
-            if self.base is None or self.base != base or self.generation is None or self.generation < generation:
-                return None
-            return [(kind, payload) for g, kind, payload in self._events if g <= generation]
-
-    def covers(self) -> int | None:
-        with self._lock:
-            return self.base
-
-    def indexed(self, generation: int) -> None:
-        """A derived index of ``generation`` exists: events up to it are no longer needed."""
-        with self._lock:
-            if self.generation is None or self.base is None or self.generation < generation:
-                if not self._pending:
-                    self._restart(generation)
-                return
-            self.base = max(self.base, generation)
-            self._events = [e for e in self._events if e[0] > generation]
-            self._rows = sum(len(p) for _, kind, p in self._events if kind == "rows")
 
 
 class Store:
@@ -296,7 +181,7 @@ class Store:
         for k in range(0, len(ids), 50):
             res = self._chroma("reading chunk rows", lambda k=k: col.get(ids=ids[k : k + 50], include=["metadatas"]))
             for meta in res["metadatas"]:
-                out.update((cid, (m, t)) for cid, m, t in _unpack_rows((meta or {}).get("rows", "")))
+                out.update((cid, (m, t)) for cid, m, t in unpack_rows((meta or {}).get("rows", "")))
         return out
 
     def _rows_of(self, ids: list[str], metas: list[Any], docs: list[Any] | None
@@ -309,7 +194,7 @@ class Store:
             if meta and "part" in meta:
                 parts.add(meta["part"])
             else:
-                out[cid] = _unpack_chunk(meta, doc)
+                out[cid] = unpack_chunk(meta, doc)
         if parts:
             wanted = set(ids)
             out.update((cid, row) for cid, row in self._parts(parts).items() if cid in wanted)
@@ -432,11 +317,11 @@ class Store:
             if "part" in m:
                 in_parts.add(i)
             else:
-                yield i, *_unpack_chunk(m, d)
+                yield i, *unpack_chunk(m, d)
         if not in_parts:
             return
         for _, m, _ in self._get_all(ROWS, where=where, page=50):
-            for row in _unpack_rows(m.get("rows", "")):
+            for row in unpack_rows(m.get("rows", "")):
                 if row[0] in in_parts:
                     in_parts.discard(row[0])  # a part written twice over (a crash mid-write) counts once
                     yield row
@@ -693,7 +578,7 @@ class Store:
         for g in range(0, len(names), 20):
             batch = names[g : g + 20]
             metas = [{"doc_id": rows[groups[p][0]][1].get("doc_id", ""), "chunks": len(groups[p]),
-                      "rows": _pack_rows([rows[k] for k in groups[p]])} for p in batch]
+                      "rows": pack_rows([rows[k] for k in groups[p]])} for p in batch]
             vecs = np.vstack([_mean_unit(vectors[groups[p]], self.embedder.dim) for p in batch])
             self._chroma("adding chunk rows", lambda batch=batch, metas=metas, vecs=vecs: rcol.upsert(
                 ids=batch, embeddings=vecs, metadatas=metas))

@@ -550,7 +550,7 @@ def test_chunks_are_packed_in_chroma_and_old_rows_still_read(tmp_path, embedder)
 def test_journal_shows_whole_writes_only_and_forgets_what_is_indexed():
     """A search in another thread must not see half a write: events count from their
     generation bump; an index of a generation makes the events up to it unnecessary."""
-    from llmstruct.store.store import Journal
+    from llmstruct.store.rows import Journal
 
     j = Journal()
     j.add("rows", [("a", {}, "")])  # before any begin: nothing is known, nothing kept
