@@ -48,6 +48,11 @@ _MADE_ON_USE = (SOURCES, ROWS)
 
 _ROWS_PART = 1000  # chunk rows per part: one compressed metadata value each
 
+
+def _part_ids(doc_id: str, chunks: int) -> list[str]:
+    """The part holding each of a document's chunks, in order."""
+    return [f"{doc_id}#rows{k // _ROWS_PART}" for k in range(chunks)]
+
 _WRITE_BATCH = 1000
 
 # Chunks are written in larger batches: Chroma's per-call cost is then paid less often.
@@ -434,7 +439,7 @@ class Store:
                 self._put_source(rec, text, vectors)
                 self._add_doc(rec, chunks, vectors, hashes[rec.doc_id])
                 self._delete_stale(rec.doc_id, {c.chunk_id for c in chunks}, {it.item_id for it in rec.items},
-                                   {f"{rec.doc_id}#rows{k // _ROWS_PART}" for k in range(len(chunks))})
+                                   set(_part_ids(rec.doc_id, len(chunks))))
                 changed = True
                 report.results.append(IndexResult(doc_id=rec.doc_id, source_file=rec.source_file,
                                                   action="replaced" if old is not None else "added",
@@ -542,11 +547,11 @@ class Store:
             self._chroma(f"deleting {doc_id}", lambda col=col: col.delete(where={"doc_id": doc_id}))
 
     def _add_doc(self, rec: DocumentRecord, chunks: list[Chunk], vectors: np.ndarray, digest: str) -> None:
-        """Chunks first, then items, then the document entry, all upserted over an older version's
-        rows: the document entry (with the content hash) is written last, so a crash mid-way
-        leaves the document to be redone."""
+        """Chunk rows and chunks first, then items, then the document entry, all upserted over
+        an older version's rows: the document entry (with the content hash) is written last,
+        so a crash mid-way leaves the document to be redone."""
         rows = [(c.chunk_id, dict(c.metadata, tokens=" ".join(tokenize(c.search_text))), c.text) for c in chunks]
-        self._put_chunks(rows, vectors, [f"{rec.doc_id}#rows{k // _ROWS_PART}" for k in range(len(rows))])
+        self._put_chunks(rows, vectors, _part_ids(rec.doc_id, len(rows)))
         first_vec: dict[str, np.ndarray] = {}
         for c, v in zip(chunks, vectors, strict=True):
             first_vec.setdefault(c.item_id, v)
